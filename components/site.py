@@ -1,0 +1,183 @@
+"""The site: wires the Azure side, the on-prem install, the node mirrors and the pull secrets.
+
+``run()`` is the whole program: ``__main__.py`` calls it under ``pulumi up``/``preview``, and the
+offline renderer calls it under the SDK's mocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import acr
+from components.azure_side import AzureConnectedRegistry, RegistryNotSuitable, look_up_parent_registry
+from components.catalog import CatalogSource, azure_catalog
+from components.config import (
+    MAX_SCOPE_MAP_REPOSITORIES,
+    PROJECT,
+    ConfigError,
+    SiteConfig,
+    load_site_config,
+)
+from components.node_mirror import NodeMirror, NodeMirrorArgs
+from components.onprem import OnPremInstall, OnPremInstallArgs
+from components.pull_secrets import PullSecrets, PullSecretsArgs
+
+
+def read_pulumi_config() -> dict[str, Any]:
+    """Every ``edge-registry:*`` value the engine passed, keyed without the project prefix."""
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, Any] = {}
+    for source in (runtime_config.get_config_env(), runtime_config.CONFIG.get()):
+        for key, value in source.items():
+            if key.startswith(f"{PROJECT}:"):
+                values[key.split(":", 1)[1]] = value
+    return values
+
+
+def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: str) -> list[str]:
+    """Explicit names as given; ``ns/*`` patterns expanded against the live catalog."""
+    if any(acr.is_pattern(entry) for entry in site.repositories):
+        try:
+            repositories = acr.expand_repositories(site.repositories, catalog(login_server))
+        except acr.CatalogError as error:
+            raise ConfigError([f"{PROJECT}:repositories: {error}"]) from None
+    else:
+        repositories = sorted({r.lower() for r in site.repositories})
+    if len(repositories) > MAX_SCOPE_MAP_REPOSITORIES:
+        raise ConfigError([
+            f"{PROJECT}:repositories: the patterns expand to {len(repositories)} repositories; a scope map "
+            f"holds at most {MAX_SCOPE_MAP_REPOSITORIES}: narrow the patterns or split the site"
+        ])
+    return repositories
+
+
+class Site(pulumi.ComponentResource):
+    """Everything one site (one stack) needs, in dependency order."""
+
+    def __init__(
+        self, name: str, site: SiteConfig, catalog: CatalogSource, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("edge-registry:index:Site", name, {}, opts)
+        try:
+            parent_registry = look_up_parent_registry(site)
+        except RegistryNotSuitable as error:
+            raise ConfigError([f"{PROJECT}:registryName: {line}" for line in str(error).splitlines()]) from None
+        repositories = synced_repositories(site, catalog, parent_registry.login_server)
+
+        self.azure = AzureConnectedRegistry(
+            f"{name}-azure", site, parent_registry, repositories, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.onprem = OnPremInstall(
+            f"{name}-onprem",
+            OnPremInstallArgs(
+                kubeconfig=pulumi.Output.secret(site.kubeconfig.get_secret_value()) if site.kubeconfig else None,
+                kubeconfig_path=site.kubeconfig_path,
+                kube_context=site.kube_context,
+                namespace=site.namespace,
+                release_name=site.release_name,
+                chart_version=site.chart_version,
+                timeout_seconds=site.helm_timeout_seconds,
+                http_enabled=site.http_enabled,
+                chunk_size_in_mb=site.chunk_size_in_mb,
+                storage_class_name=site.storage_class_name,
+                storage_request=site.storage_request,
+                service_cluster_ip=site.service_cluster_ip,
+                extra_values=dict(site.chart_values),
+                connection_string=self.azure.connection_string,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Removing or replacing the release deactivates the connected registry first, so the
+        # next install never meets ALREADY_ACTIVATED.
+        self.deactivation = self.azure.deactivate_when_removed(
+            install_id=pulumi.Output.all(
+                self.onprem.release.id, self.onprem.release_namespace, self.onprem.release_name
+            ).apply(lambda parts: "/".join(str(p) for p in parts)),
+            opts=pulumi.ResourceOptions(depends_on=[self.onprem.release]),
+        )
+        self.pull_secrets = PullSecrets(
+            f"{name}-pull-secrets",
+            PullSecretsArgs(
+                provider=self.onprem.provider,
+                namespaces=list(site.pull_secret_namespaces),
+                secret_name=site.pull_secret_name,
+                create_namespaces=site.create_pull_secret_namespaces,
+                patch_default_service_account=site.patch_default_service_account,
+                endpoint=self.onprem.endpoint,
+                username=self.azure.client_token_name,
+                password=self.azure.client_password,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        # Rolling: one node at a time, in config order, after the registry is serving.
+        self.nodes: list[NodeMirror] = []
+        previous: pulumi.Resource = self.onprem
+        ssh_key = pulumi.Output.secret(site.ssh_private_key.get_secret_value()) if site.ssh_private_key else None
+        for node in site.nodes:
+            mirror = NodeMirror(
+                f"{name}-node-{node.host}",
+                NodeMirrorArgs(
+                    host=node.host,
+                    port=node.port,
+                    user=node.user,
+                    role=node.role,
+                    unit=node.service_unit,
+                    path=node.path,
+                    host_key=node.host_key,
+                    gone=node.gone,
+                    endpoint=self.onprem.endpoint,
+                    scheme=site.scheme,
+                    ca_file=site.mirror_ca_file,
+                    insecure_skip_verify=site.mirror_insecure_skip_verify,
+                    ssh_private_key=ssh_key if ssh_key is not None else pulumi.Output.secret(""),
+                    restart_timeout_seconds=site.node_restart_timeout_seconds,
+                    service_manager="auto",
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
+            )
+            self.nodes.append(mirror)
+            previous = mirror
+
+        self.register_outputs({})
+
+
+def site_outputs(site: Site) -> dict[str, Any]:
+    """The stack outputs operators and other stacks read; credentials are secrets."""
+    return {
+        "connectedRegistryId": site.azure.connected_registry_id,
+        "connectedRegistryName": site.azure.connected_registry_name,
+        "gatewayEndpoint": site.azure.gateway_endpoint,
+        "syncTokenName": site.azure.sync_token_name,
+        "clientTokenName": site.azure.client_token_name,
+        "clientPassword": pulumi.Output.secret(site.azure.client_password),
+        "connectionString": pulumi.Output.secret(site.azure.connection_string),
+        "registryEndpoint": site.onprem.endpoint,
+        "releaseName": site.onprem.release_name,
+        "releaseNamespace": site.onprem.release_namespace,
+        "releaseStatus": site.onprem.release_status,
+        "pullSecretNames": site.pull_secrets.secret_names,
+    }
+
+
+def build(values: dict[str, Any], catalog: CatalogSource = azure_catalog) -> Site:
+    """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError."""
+    site_config = load_site_config(values)
+    return Site(pulumi.get_stack(), site_config, catalog)
+
+
+def run(catalog: CatalogSource = azure_catalog) -> Site:
+    """The program: validate the stack's config, build the site and export its outputs.
+
+    A config problem ends the run with every problem listed and no traceback.
+    """
+    try:
+        site = build(read_pulumi_config(), catalog)
+    except ConfigError as error:
+        raise pulumi.RunError("invalid site configuration:\n" + "\n".join(error.problems)) from None
+    for key, value in site_outputs(site).items():
+        pulumi.export(key, value)
+    return site
