@@ -1,0 +1,196 @@
+"""The config model rejects bad settings with one line per problem, naming the key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.config import (
+    MAX_CONNECTED_REGISTRY_NAME,
+    ConfigError,
+    SiteConfig,
+    load_site_config,
+)
+
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
+    "contexts:\n- name: default\n  context: {cluster: c, user: u}\ncurrent-context: default\n"
+    "users:\n- name: u\n  user: {token: abc}\n"
+)
+
+
+def valid() -> dict[str, Any]:
+    """A complete, valid config in the form Pulumi passes it (strings; JSON for lists)."""
+    return {
+        "registryName": "contosoedge",
+        "registryResourceGroup": "rg-edge",
+        "connectedRegistryName": "ship01",
+        "repositories": json.dumps(["hello-world", "fleet/*"]),
+        "kubeconfig": KUBECONFIG,
+        "nodes": json.dumps([{"host": "192.0.2.10", "role": "server"}, {"host": "node-b.local", "role": "agent"}]),
+        "sshPrivateKey": SSH_KEY,
+        "pullSecretNamespaces": json.dumps(["apps"]),
+    }
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    values = valid()
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        elif isinstance(value, (list, dict)):
+            values[key] = json.dumps(value)
+        else:
+            values[key] = value
+    return values
+
+
+def problems_for(values: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_site_config(values)
+    return caught.value.problems
+
+
+def test_valid_config_loads_with_defaults() -> None:
+    site = load_site_config(valid())
+    assert site.mode == "ReadOnly"
+    assert site.sync_schedule == "30 * * * *"
+    assert site.sync_window == "PT1H"
+    assert site.http_enabled is True and site.port == 80 and site.scheme == "http"
+    assert site.nodes[0].service_unit == "k3s"
+    assert site.nodes[1].service_unit == "k3s-agent"
+    assert site.effective_client_repositories == ("hello-world", "fleet/*")
+
+
+def test_pulumi_string_values_are_coerced() -> None:
+    site = load_site_config(with_(httpEnabled="false", chunkSizeInMb="4", auditLog="true"))
+    assert site.http_enabled is False and site.port == 443
+    assert site.chunk_size_in_mb == 4
+    assert site.audit_log is True
+
+
+def test_empty_string_defaults_mean_unset() -> None:
+    site = load_site_config(with_(serviceClusterIP="", kubeContext="", mirrorCaFile=""))
+    assert site.service_cluster_ip is None and site.kube_context is None
+
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("cr name with hyphen", {"connectedRegistryName": "ship-01"}, "connectedRegistryName"),
+    ("cr name starts with digit", {"connectedRegistryName": "1ship"}, "connectedRegistryName"),
+    ("cr name too short", {"connectedRegistryName": "shp"}, "connectedRegistryName"),
+    ("cr name too long", {"connectedRegistryName": "s" * (MAX_CONNECTED_REGISTRY_NAME + 1)}, "connectedRegistryName"),
+    ("cr name missing", {"connectedRegistryName": None}, "connectedRegistryName"),
+    ("bad mode", {"mode": "Mirror"}, "mode"),
+    ("read-write without opt-in", {"mode": "ReadWrite"}, "mode"),
+    ("cron with 6 fields", {"syncSchedule": "0 30 * * * *"}, "syncSchedule"),
+    ("cron nonsense", {"syncSchedule": "every hour"}, "syncSchedule"),
+    ("cron out of range", {"syncSchedule": "61 * * * *"}, "syncSchedule"),
+    ("sync window too short", {"syncWindow": "PT30M"}, "syncWindow"),
+    ("sync window too long", {"syncWindow": "P8D"}, "syncWindow"),
+    ("sync window not ISO", {"syncWindow": "1h"}, "syncWindow"),
+    ("message ttl too short", {"messageTtl": "PT12H"}, "messageTtl"),
+    ("message ttl too long", {"messageTtl": "P91D"}, "messageTtl"),
+    ("message ttl in months", {"messageTtl": "P1M"}, "messageTtl"),
+    ("log level", {"logLevel": "Verbose"}, "logLevel"),
+    ("audit log not a bool", {"auditLog": "maybe"}, "auditLog"),
+    ("notification syntax", {"notifications": ["hello-world"]}, "notifications"),
+    ("repository upper case", {"repositories": ["Hello-World"]}, "repositories"),
+    ("repository bad pattern", {"repositories": ["fleet/*/x"]}, "repositories"),
+    ("repository bare wildcard", {"repositories": ["*"]}, "repositories"),
+    ("repositories empty", {"repositories": []}, "repositories"),
+    ("repositories not a list", {"repositories": "hello-world"}, "repositories"),
+    ("repositories duplicate", {"repositories": ["a", "a"]}, "repositories"),
+    ("too many repositories", {"repositories": [f"r{i}" for i in range(501)]}, "repositories"),
+    ("client repository invalid", {"clientRepositories": ["UP"]}, "clientRepositories"),
+    ("registry name with hyphen", {"registryName": "my-registry"}, "registryName"),
+    ("resource group missing", {"registryResourceGroup": None}, "registryResourceGroup"),
+    ("resource group ends with dot", {"registryResourceGroup": "rg."}, "registryResourceGroup"),
+    ("expiry below rotation", {"passwordExpiryDays": "10", "passwordRotateBeforeDays": "10"}, "passwordRotateBeforeDays"),
+    ("expiry zero", {"passwordExpiryDays": "0"}, "passwordExpiryDays"),
+    ("arm endpoint http", {"armEndpoint": "http://management.azure.com"}, "armEndpoint"),
+    ("kubeconfig not yaml", {"kubeconfig": "a: [b"}, "kubeconfig"),
+    ("kubeconfig without clusters", {"kubeconfig": "apiVersion: v1\nkind: Config\n"}, "kubeconfig"),
+    ("no kubeconfig at all", {"kubeconfig": None}, "kubeconfig"),
+    ("both kubeconfig and path", {"kubeconfigPath": "/etc/k.yaml"}, "kubeconfig"),
+    ("namespace upper case", {"namespace": "Connected"}, "namespace"),
+    ("release name too long", {"releaseName": "r" * 54}, "releaseName"),
+    ("chart version", {"chartVersion": "latest"}, "chartVersion"),
+    ("helm timeout too small", {"helmTimeoutSeconds": "5"}, "helmTimeoutSeconds"),
+    ("chunk size zero", {"chunkSizeInMb": "0"}, "chunkSizeInMb"),
+    ("storage request", {"storageRequest": "20 gigs"}, "storageRequest"),
+    ("storage class", {"storageClassName": "Local_Path"}, "storageClassName"),
+    ("cluster ip", {"serviceClusterIP": "10.43.0.300"}, "serviceClusterIP"),
+    ("chart values override managed", {"chartValues": {"connectionString": "x"}}, "chartValues"),
+    ("chart values nested managed", {"chartValues": {"pvc": {"storageRequest": "1Gi"}}}, "chartValues"),
+    ("chart values not an object", {"chartValues": "{not json"}, "chartValues"),
+    ("pull secret namespace", {"pullSecretNamespaces": ["Apps"]}, "pullSecretNamespaces"),
+    ("pull secret name", {"pullSecretName": "Pull_Secret"}, "pullSecretName"),
+    ("node host", {"nodes": [{"host": "bad host", "role": "server"}]}, "nodes[0].host"),
+    ("node port", {"nodes": [{"host": "10.0.0.1", "role": "server", "port": 70000}]}, "nodes[0].port"),
+    ("node role", {"nodes": [{"host": "10.0.0.1", "role": "master"}]}, "nodes[0].role"),
+    ("node role missing", {"nodes": [{"host": "10.0.0.1"}]}, "nodes[0].role"),
+    ("node unit", {"nodes": [{"host": "10.0.0.1", "role": "server", "unit": "docker"}]}, "nodes[0].unit"),
+    ("node path relative", {"nodes": [{"host": "10.0.0.1", "role": "server", "path": "registries.yaml"}]}, "nodes[0].path"),
+    ("node host key", {"nodes": [{"host": "10.0.0.1", "role": "server", "hostKey": "AAAA"}]}, "nodes[0].hostKey"),
+    ("node unknown field", {"nodes": [{"host": "10.0.0.1", "role": "server", "hostname": "x"}]}, "nodes[0].hostname"),
+    ("duplicate node hosts", {"nodes": [{"host": "10.0.0.1", "role": "server"}, {"host": "10.0.0.1", "role": "agent"}]}, "nodes"),
+    ("ssh key missing", {"sshPrivateKey": None}, "sshPrivateKey"),
+    ("ssh key not a key", {"sshPrivateKey": "hunter2"}, "sshPrivateKey"),
+    ("node restart timeout", {"nodeRestartTimeoutSeconds": "1"}, "nodeRestartTimeoutSeconds"),
+    ("ca file on http", {"mirrorCaFile": "/etc/ssl/ca.pem"}, "mirrorCaFile"),
+    ("unknown key", {"repositorys": json.dumps(["a"])}, "repositorys"),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "key"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_names_the_key(case: str, changes: dict[str, Any], key: str) -> None:
+    problems = problems_for(with_(**changes))
+    assert any(p.startswith(f"edge-registry:{key}:") for p in problems), problems
+
+
+def test_there_are_at_least_30_distinct_bad_configs() -> None:
+    assert len({c[0] for c in BAD_CONFIGS}) >= 30
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    problems = problems_for(with_(connectedRegistryName="a-b", syncWindow="P9D", logLevel="Loud", registryName="x"))
+    keys = {p.split(":")[1] for p in problems}
+    assert {"connectedRegistryName", "syncWindow", "logLevel", "registryName"} <= keys
+    assert all("\n" not in p for p in problems)
+
+
+def test_problem_shows_bad_value_and_expectation() -> None:
+    (problem,) = problems_for(with_(syncWindow="P9D"))
+    assert "'P9D'" in problem and "between PT1H and P7D" in problem
+
+
+def test_secret_values_are_never_echoed() -> None:
+    leaked = "super-secret-kubeconfig-text: ["
+    problems = problems_for(with_(kubeconfig=leaked, sshPrivateKey="hunter2-password"))
+    text = "\n".join(problems)
+    assert "hunter2" not in text and "super-secret" not in text
+    assert "edge-registry:kubeconfig" in text and "edge-registry:sshPrivateKey" in text
+
+
+def test_read_write_with_opt_in_is_accepted() -> None:
+    site = load_site_config(with_(mode="ReadWrite", allowReadWrite="true"))
+    assert site.mode == "ReadWrite"
+
+
+def test_gone_nodes_need_no_ssh_key() -> None:
+    site = load_site_config(with_(sshPrivateKey=None, nodes=[{"host": "10.0.0.9", "role": "agent", "gone": True}]))
+    assert site.nodes[0].gone
+
+
+def test_derived_names_fit_arm_limits() -> None:
+    site = load_site_config(with_(connectedRegistryName="s" * MAX_CONNECTED_REGISTRY_NAME))
+    for name in (site.sync_token_name, site.sync_scope_map_name, site.client_token_name, site.client_scope_map_name):
+        assert len(name) <= 50
+
+
+def test_config_fields_are_documented() -> None:
+    for name, field in SiteConfig.model_fields.items():
+        assert field.description, f"{name} has no description"
