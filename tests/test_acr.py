@@ -77,5 +77,5 @@ def test_connection_string_format_is_exact() -> None:
 def test_registry_problems_say_how_to_fix(sku: str, data_endpoint: bool, expected: list[str]) -> None:
     problems = acr.registry_problems(sku, data_endpoint, "myreg")
     assert len(problems) == len(expected)
-    for problem, fix in zip(problems, expected):
+    for problem, fix in zip(problems, expected, strict=True):
         assert fix in problem and "myreg" in problem
