@@ -165,7 +165,7 @@ class SiteConfig(_Model):
     registry_name: str = Field(alias="registryName", description="The parent (cloud) registry, Premium.")
     registry_resource_group: str = Field(alias="registryResourceGroup", description="Its resource group.")
     connected_registry_name: str = Field(
-        alias="connectedRegistryName", description="Connected registry name: letters and digits, 5-50."
+        alias="connectedRegistryName", description="Connected registry name: letters and digits, 5-33, starting with a letter."
     )
     mode: Literal["ReadOnly", "ReadWrite"] = Field("ReadOnly", description="Connected registry mode.")
     allow_read_write: bool = Field(

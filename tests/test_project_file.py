@@ -58,3 +58,18 @@ def test_declared_defaults_match_the_model() -> None:
         if isinstance(model_default, tuple):
             model_default = list(model_default)
         assert default == model_default, key
+
+
+def test_readme_config_reference_lists_every_key() -> None:
+    from components.config import NodeConfig
+
+    readme = (ROOT / "README.md").read_text()
+    for model in (SiteConfig, NodeConfig):
+        for name, field in model.model_fields.items():
+            assert f"| `{field.alias or name}` |" in readme, f"{field.alias or name} missing from README"
+
+
+def test_readme_keeps_the_deploy_and_test_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "pulumi up --stack dev" in readme
+    assert "bash .ci/run" in readme and "scripts/test" in (ROOT / ".ci" / "run").read_text()
