@@ -125,28 +125,22 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             **common,
         )
 
-        password_args = {
-            "subscription_id": parent_registry.subscription_id,
-            "resource_group": site.registry_resource_group,
-            "registry_name": site.registry_name,
-            "expiry_days": site.password_expiry_days,
-            "rotate_before_days": site.password_rotate_before_days,
-            "arm_endpoint": site.arm_endpoint,
-        }
-        sync_password = TokenPassword(
-            f"{name}-sync-token-password",
-            token_name=site.sync_token_name,
-            token_id=sync_token.id,
-            opts=child,
-            **password_args,
-        )
-        client_password = TokenPassword(
-            f"{name}-client-token-password",
-            token_name=site.client_token_name,
-            token_id=client_token.id,
-            opts=child,
-            **password_args,
-        )
+        def token_password(kind: str, token_name: str, token: acr_native.Token) -> TokenPassword:
+            return TokenPassword(
+                f"{name}-{kind}-token-password",
+                subscription_id=parent_registry.subscription_id,
+                resource_group=site.registry_resource_group,
+                registry_name=site.registry_name,
+                token_name=token_name,
+                token_id=token.id,
+                expiry_days=site.password_expiry_days,
+                rotate_before_days=site.password_rotate_before_days,
+                arm_endpoint=site.arm_endpoint,
+                opts=child,
+            )
+
+        sync_password = token_password("sync", site.sync_token_name, sync_token)
+        client_password = token_password("client", site.client_token_name, client_token)
 
         self.connected_registry_id = self.connected_registry.id
         self.connected_registry_name = self.connected_registry.name

@@ -476,7 +476,7 @@ class SiteConfig(_Model):
 
     # --- derived values ---
     @property
-    def scheme(self) -> str:
+    def scheme(self) -> Literal["http", "https"]:
         """The endpoint's scheme: http when the chart serves plain http."""
         return "http" if self.http_enabled else "https"
 

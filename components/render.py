@@ -166,13 +166,20 @@ def load_stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], li
             secret_keys.append(full)
         else:
             config[full] = _config_string(value)
-    # A declared secret left unset renders as a placeholder so the rest of the site can be
-    # reviewed; `pulumi up` itself reports it as missing.
-    for key, declaration in declared.items():
-        full = key if ":" in key else f"{name}:{key}"
-        if isinstance(declaration, dict) and declaration.get("secret") and config.get(full, "") == "":
-            config[full] = placeholder(full.split(":", 1)[1])
-            notes.append(f"note: {full} is not set in {stack_file.name}; rendered with a placeholder")
+    # A secret the site needs but the stack file leaves unset (secrets are often set per
+    # machine) renders as a placeholder so the rest of the site can still be reviewed;
+    # `pulumi up` itself reports it as missing.
+    from components.config import SECRET_KEYS, load_site_config
+
+    values = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{name}:")}
+    try:
+        load_site_config(values)
+    except ConfigError as error:
+        for key in sorted(SECRET_KEYS):
+            if any(p.startswith(f"{name}:{key}: required") for p in error.problems):
+                config[f"{name}:{key}"] = placeholder(key)
+                secret_keys.append(f"{name}:{key}")
+                notes.append(f"note: {name}:{key} is not set in {stack_file.name}; rendered with a placeholder")
     return config, sorted(set(secret_keys)), notes
 
 
@@ -235,7 +242,7 @@ class _Mocks:
         typ, name = args.typ, args.name
         if typ.startswith("azure-native:containerregistry:"):
             return self._azure(typ, name, inputs)
-        if typ == "pulumi-python:dynamic:Resource":
+        if typ.startswith("pulumi-python:dynamic"):
             return self._dynamic(name, inputs)
         if typ == "kubernetes:helm.sh/v3:Release":
             status = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
@@ -304,12 +311,33 @@ class _RecordingMonitor:
                 super().__init__(mocks)  # type: ignore[arg-type]
                 self.records: list[RenderedResource] = []
 
+            def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+                # `Resource.get`: the program reads an existing object (e.g. the chart's Service).
+                response = super().ReadResource(request)
+                inputs = rpc.deserialize_properties(request.properties, keep_unknowns=True)
+                self.records.append(
+                    RenderedResource(
+                        type=request.type,
+                        name=request.name,
+                        urn=response.urn,
+                        parent=request.parent or None,
+                        custom=True,
+                        inputs=inputs,
+                        dependencies=sorted(set(request.dependencies)),
+                        options={"read": request.id},
+                        secret_paths=secret_paths(inputs),
+                        provider=request.provider or None,
+                    )
+                )
+                return response
+
             def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
                 response = super().RegisterResource(request)
                 if request.type == "pulumi:pulumi:Stack":
                     return response
                 inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-                if request.type == "pulumi-python:dynamic:Resource":
+                if request.type.startswith("pulumi-python:dynamic"):
+                    # The pickled provider is an implementation detail, not an input to review.
                     inputs.pop("__provider", None)
                 options: dict[str, Any] = {}
                 if request.protect:

@@ -10,7 +10,7 @@ from components.render import CloudFakes, RenderResult, render_stack
 SCOPE_MAP = "azure-native:containerregistry:ScopeMap"
 TOKEN = "azure-native:containerregistry:Token"
 CONNECTED_REGISTRY = "azure-native:containerregistry:ConnectedRegistry"
-DYNAMIC = "pulumi-python:dynamic:Resource"
+PASSWORD = "pulumi-python:dynamic/edgeregistry:TokenPassword"
 CATALOG = ["fleet/api", "fleet/web", "hello-world", "other/x"]
 
 
@@ -75,7 +75,7 @@ def test_children_are_parented_to_the_azure_component(dev: RenderResult) -> None
 
 
 def test_passwords_are_secret_outputs_bound_to_their_tokens(dev: RenderResult) -> None:
-    passwords = [r for r in dev.by_type(DYNAMIC) if r.name.endswith("-token-password")]
+    passwords = dev.by_type(PASSWORD)
     assert len(passwords) == 2
     for password in passwords:
         assert "value" in password.options.get("additionalSecretOutputs", [])

@@ -1,0 +1,82 @@
+"""`python -m components.render`: the offline evaluation operators and CI run per stack."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def render(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "components.render", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_json_lists_every_resource_with_its_wiring() -> None:
+    done = render("dev", "--json")
+    assert done.returncode == 0, done.stderr
+    resources = json.loads(done.stdout)
+    urns = {r["urn"] for r in resources}
+    for resource in resources:
+        assert set(resource) == {"type", "name", "urn", "parent", "inputs", "dependencies", "options", "secretPaths"}
+        assert resource["parent"] is None or resource["parent"] in urns or resource["parent"].endswith("Stack::edge-registry-dev")
+        assert set(resource["dependencies"]) <= urns
+    types = {r["type"] for r in resources}
+    assert "azure-native:containerregistry:ConnectedRegistry" in types
+    assert "kubernetes:helm.sh/v3:Release" in types
+    assert "command:remote:Command" in types
+
+
+def test_secrets_are_masked_unless_asked() -> None:
+    masked = json.loads(render("dev", "--json").stdout)
+    release = next(r for r in masked if r["type"] == "kubernetes:helm.sh/v3:Release")
+    assert any("connectionString" in p or p == "values" for p in release["secretPaths"])
+    assert "SyncTokenPassword" not in json.dumps(masked)
+    shown = render("dev", "--json", "--show-secrets").stdout
+    assert "SyncTokenPassword=" in shown
+
+
+def test_text_mode_prints_a_tree_and_outputs() -> None:
+    done = render("dev")
+    assert done.returncode == 0, done.stderr
+    assert "azure-native:containerregistry:ConnectedRegistry" in done.stdout
+    assert "connectionString: \"[secret]\"" in done.stdout
+    assert "note: edge-registry:sshPrivateKey is not set" in done.stderr
+
+
+def test_config_error_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["edge-registry:connectedRegistryName"] = "ship-01"
+    stack["config"]["edge-registry:syncWindow"] = "P30D"
+    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(stack))
+    done = render("broken", "--project-dir", str(tmp_path))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert any(line.startswith("edge-registry:connectedRegistryName:") for line in lines)
+    assert any(line.startswith("edge-registry:syncWindow:") for line in lines)
+    assert done.stdout == ""
+
+
+def test_unknown_stack_exits_2() -> None:
+    done = render("nosuchsite")
+    assert done.returncode == 2 and "Pulumi.nosuchsite.yaml" in done.stderr
+
+
+def test_secure_values_render_as_placeholders(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["edge-registry:sshPrivateKey"] = {"secure": "v1:abc:def"}
+    (tmp_path / "Pulumi.enc.yaml").write_text(yaml.safe_dump(stack))
+    done = render("enc", "--json", "--show-secrets", "--project-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "[secure:sshPrivateKey]" in done.stdout
+    assert "not set" not in done.stderr
