@@ -1,0 +1,110 @@
+"""How the site wires its parts: deactivation on reinstall, rolling nodes, endpoint, pull secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from components.render import CloudFakes, RenderResult, render_stack
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEACTIVATION = "pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation"
+CONNECTED_REGISTRY = "azure-native:containerregistry:ConnectedRegistry"
+COMMAND = "command:remote:Command"
+SECRET = "kubernetes:core/v1:Secret"
+
+
+@pytest.fixture(scope="module")
+def dev() -> RenderResult:
+    return render_stack(stack="dev")
+
+
+def test_release_gets_the_connection_string_as_a_secret(dev: RenderResult) -> None:
+    release = dev.one(RELEASE)
+    inputs = release.plain_inputs()
+    assert inputs["chart"] == "oci://mcr.microsoft.com/acr/connected-registry/chart"
+    assert inputs["version"] == "0.2.0"
+    assert (inputs["name"], inputs["namespace"]) == ("connected-registry", "connected-registry")
+    assert inputs["values"]["connectionString"] == dev.outputs["connectionString"]
+    assert "values" in release.secret_paths
+    assert release.options.get("deleteBeforeReplace") is True
+
+
+def test_reinstall_or_removal_deactivates_first(dev: RenderResult) -> None:
+    deactivation = dev.one(DEACTIVATION)
+    assert dev.one(RELEASE).urn in deactivation.dependencies
+    assert dev.one(CONNECTED_REGISTRY).urn in deactivation.dependencies
+    assert deactivation.options.get("deleteBeforeReplace") is True
+    inputs = deactivation.plain_inputs()
+    assert inputs["connectedRegistryName"] == "devship01"
+    assert "connected-registry" in inputs["installId"]
+
+
+def _closure(result: RenderResult, urn: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [urn]
+    while stack:
+        for dep in result.by_urn(stack.pop()).dependencies:
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return seen
+
+
+def test_nodes_roll_one_at_a_time_in_config_order(dev: RenderResult) -> None:
+    first = [r for r in dev.by_type(COMMAND) if "192.0.2.10" in r.name]
+    second = [r for r in dev.by_type(COMMAND) if "192.0.2.11" in r.name]
+    assert len(first) == len(second) >= 1
+    release = dev.one(RELEASE).urn
+    for command in first:
+        assert release in _closure(dev, command.urn), command.name
+    for command in second:
+        # Every command on the second node waits for every command on the first.
+        assert {c.urn for c in first} <= _closure(dev, command.urn), command.name
+    for command in first:
+        assert not {c.urn for c in second} & _closure(dev, command.urn)
+
+
+def test_pinned_cluster_ip_is_the_endpoint(dev: RenderResult) -> None:
+    assert dev.outputs["registryEndpoint"] == "10.43.200.200:80"
+
+
+def test_looked_up_cluster_ip_and_https_port() -> None:
+    result = render_stack(
+        stack="dev",
+        config_overrides={"serviceClusterIP": None, "httpEnabled": False},
+        fakes=CloudFakes(cluster_ip="10.43.7.9"),
+    )
+    assert result.outputs["registryEndpoint"] == "10.43.7.9:443"
+    service = result.one("kubernetes:core/v1:Service")
+    assert service.options["read"] == "connected-registry/connected-registry"
+
+
+def test_each_namespace_gets_a_dockerconfigjson_for_the_client_token(dev: RenderResult) -> None:
+    secrets = dev.by_type(SECRET)
+    assert sorted(s.plain_inputs()["metadata"]["namespace"] for s in secrets) == ["fleet-apps", "monitoring"]
+    for secret in secrets:
+        inputs = secret.plain_inputs()
+        assert inputs["type"] == "kubernetes.io/dockerconfigjson"
+        assert "data" in secret.secret_paths
+        config = json.loads(base64.b64decode(inputs["data"][".dockerconfigjson"]))
+        entry = config["auths"]["10.43.200.200:80"]
+        assert entry["username"] == "devship01-client-token"
+        assert entry["password"] == dev.outputs["clientPassword"]
+        assert base64.b64decode(entry["auth"]).decode() == f"devship01-client-token:{dev.outputs['clientPassword']}"
+    assert dev.outputs["pullSecretNames"] == {"fleet-apps": "edge-registry-pull", "monitoring": "edge-registry-pull"}
+
+
+def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
+    from components.render import mask
+
+    credentials = [dev.outputs["clientPassword"], dev.outputs["connectionString"]]
+    sync_password = dev.outputs["connectionString"].split("SyncTokenPassword=")[1].split(";")[0]
+    credentials.append(sync_password)
+    for resource in dev.resources:
+        shown = json.dumps(mask(resource.inputs))
+        for credential in credentials:
+            assert credential not in shown, resource.name
+            assert base64.b64encode(credential.encode()).decode()[:20] not in shown, resource.name
