@@ -31,6 +31,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCATION = "westeurope"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# libyaml's loader when PyYAML was built with it: a large stack file parses ~10x faster.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -139,12 +141,12 @@ def _config_string(value: Any) -> str:
 
 def load_stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str], list[str]]:
     """Pulumi.yaml defaults merged with Pulumi.STACK.yaml: (config, secret keys, notes)."""
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = yaml.load((project_dir / "Pulumi.yaml").read_text(), Loader=_YAML_LOADER)
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         raise ConfigError([f"{stack_file.name}: no such stack file (known: {', '.join(known_stacks(project_dir))})"])
     try:
-        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+        stack_doc = yaml.load(stack_file.read_text(), Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as error:
         raise ConfigError([f"{stack_file.name}: not valid YAML: {error}"]) from None
     name = project["name"]
