@@ -1,0 +1,104 @@
+# edge-registry apply: install the registries.yaml the program rendered; restart only on change.
+# Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS. Stdin: the payload of
+# components/node_mirror.py apply_stdin() (checksums, then base64 sections).
+path=$1 unit=$2 sm=$3 wait_s=$4
+side=$path.edge-registry
+dir=$(dirname "$path")
+tmp= before=
+resolve_service_manager
+work=$(mktemp -d) || fail "cannot create a temp dir"
+trap 'rm -rf "$work"; [ -z "$tmp" ] || rm -f "$tmp"' EXIT
+
+# 1. receive the payload and check it against its own checksums
+read -r header || fail "no payload on stdin"
+[ "$header" = "edge-registry-apply 1" ] || fail "unexpected payload format: $header"
+expected= desired= restore= section=
+while read -r word value; do
+  if [ -n "$section" ]; then
+    if [ "$word" = end ]; then section=; else printf '%s\n' "$word" >> "$work/$section.b64"; fi
+    continue
+  fi
+  case $word in
+    expected) expected=$value ;;
+    desired) desired=$value ;;
+    restore) restore=$value ;;
+    pending) ;;
+    begin)
+      case $value in content|restore|owned) section=$value; : > "$work/$section.b64" ;;
+        *) fail "unexpected payload section: $value" ;; esac ;;
+    *) fail "unexpected payload line: $word" ;;
+  esac
+done
+for s in content owned; do
+  [ -f "$work/$s.b64" ] || fail "payload has no $s"
+  base64 -d < "$work/$s.b64" > "$work/$s" || fail "payload $s is not base64"
+done
+[ "$(sha_of "$work/content")" = "$desired" ] || fail "payload damaged in transit (content checksum)"
+if [ "$restore" != absent ]; then
+  base64 -d < "$work/restore.b64" > "$work/restore" || fail "payload has no restore content"
+  [ "$(sha_of "$work/restore")" = "$restore" ] || fail "payload damaged in transit (restore checksum)"
+fi
+
+# 2. the file must still be what the program read and merged
+[ ! -L "$path" ] || fail "$path is a symlink: edge-registry replaces the file by rename and would break the link"
+current=$(sha_of "$path")
+[ "$current" = "$expected" ] || fail "$path changed since edge-registry read it in this run (read sha256 $expected, now $current). Nothing was written. Run 'pulumi up' again: it reads the file again and merges the change."
+
+# 3. keep the pristine original, once, before anything of ours is written
+mkdir -p "$dir" "$side" || fail "cannot create $side"
+chmod 700 "$side"
+rm -f "$dir/.$(basename "$path").edge-registry."* "$side/".*.edge-registry.*
+if [ ! -f "$side/original" ] && [ ! -f "$side/original.absent" ]; then
+  if [ "$current" = absent ]; then : > "$side/original.absent"; else put "$path" "$side/original"; fi
+fi
+
+# record: what we wrote, the keys we own, what destroy puts back (only what differs)
+record() {
+  if [ "$restore" = absent ]; then [ -f "$side/restore.absent" ] || : > "$side/restore.absent"; rm -f "$side/restore"
+  else put_changed "$work/restore" "$side/restore"; rm -f "$side/restore.absent"; fi
+  put_changed "$work/owned" "$side/owned"
+  echo "$desired" > "$work/written"
+  put_changed "$work/written" "$side/written.sha256"
+}
+
+# 4. unchanged: write nothing, restart nothing (unless an earlier run was cut off before its restart)
+if [ "$current" = "$desired" ]; then
+  record
+  if [ ! -f "$side/restart-pending" ]; then say "$path unchanged; $unit not restarted"; exit 0; fi
+  say "$path unchanged; finishing the restart of $unit an earlier run did not complete"
+  restart_unit
+  wait_active || fail "$unit did not become active within ${wait_s}s. Last log lines of $unit:
+$(unit_logs)"
+  rm -f "$side/restart-pending"
+  say "$unit active"
+  exit 0
+fi
+
+# 5. back up, rename into place, restart, wait
+say "updating $path (sha256 $current -> $desired)"
+if [ "$current" = absent ]; then : > "$side/backup.absent"; rm -f "$side/backup"
+else put "$path" "$side/backup"; rm -f "$side/backup.absent"; fi
+: > "$side/restart-pending"
+put "$work/content" "$path"
+say "restarting $unit"
+restart_unit
+if wait_active; then
+  record
+  rm -f "$side/restart-pending"
+  say "$unit active with the new $path"
+  exit 0
+fi
+
+# 6. it did not come back: restore the previous file, restart again, fail with the unit's log
+logs=$(unit_logs)
+say "$unit not active after ${wait_s}s: restoring the previous $path" >&2
+if [ -f "$side/backup.absent" ]; then rm -f "$path"; else put "$side/backup" "$path"; fi
+restart_unit
+if wait_active; then
+  rm -f "$side/restart-pending"
+  outcome="the previous $path is back and $unit is active again"
+else
+  outcome="the previous $path is back but $unit is still not active"
+fi
+fail "$unit did not become active within ${wait_s}s with the new $path; $outcome. Last log lines of $unit:
+$logs"
