@@ -16,6 +16,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,8 +428,12 @@ def _render_in_context(
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
+    from components import node_mirror
     from components import site as site_module
 
+    # Node reads are re-run on every `pulumi up` via a per-run trigger; a fixed one here keeps
+    # renders reproducible.
+    os.environ.setdefault(node_mirror.RUN_ID_ENV, "offline-render")
     pulumi.runtime.set_all_config(config, secret_keys)
     monitor = _RecordingMonitor(_Mocks(fakes))
     logger = logging.getLogger(f"edge-registry.render.{id(monitor)}")
@@ -486,6 +491,7 @@ def format_tree(result: RenderResult, show_secrets: bool = False) -> str:
     roots = [p for p in children if p is None or p not in known]
     for root in roots:
         walk(root, 0)
+    lines += _node_payloads(result, show_secrets)
     lines.append("")
     lines.append("outputs:")
     for key in sorted(result.outputs):
@@ -493,6 +499,27 @@ def format_tree(result: RenderResult, show_secrets: bool = False) -> str:
         shown = "[secret]" if key in result.secret_outputs and not show_secrets else value
         lines.append(f"    {key}: {json.dumps(shown)}")
     return "\n".join(lines)
+
+
+def _node_payloads(result: RenderResult, show_secrets: bool) -> list[str]:
+    """What each node's apply command would receive on stdin, decoded (the payload is base64)."""
+    from components.node_mirror import decode_apply_stdin
+
+    lines: list[str] = []
+    for command in result.by_type("command:remote:Command"):
+        stdin = reveal(command.inputs).get("stdin")
+        if not command.name.endswith("-apply") or not isinstance(stdin, str) or not stdin:
+            continue
+        plan = decode_apply_stdin(stdin)
+        lines += ["", f"{command.name}: stdin (decoded)"]
+        lines.append(f"    expected current file: {plan.expected}")
+        lines.append(f"    entries owned: {', '.join(f'{section}[{key}]' for section, key in plan.owned)}")
+        if show_secrets:
+            lines.append("    desired registries.yaml:")
+            lines += [f"      {line}" for line in plan.content.decode().splitlines()]
+        else:
+            lines.append(f"    desired registries.yaml: [secret: {len(plan.content)} bytes; --show-secrets prints it]")
+    return lines
 
 
 def _parse_node_state(items: Sequence[str]) -> dict[str, bytes | None]:

@@ -36,8 +36,8 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
-#: Set (to anything) in CI so missing tools fail the run instead of skipping silently.
-REQUIRE_ENV = "EDGE_REGISTRY_REQUIRE_REGISTRY_TOOLS"
+#: Set (to anything) in CI so missing servers fail the run instead of skipping silently.
+REQUIRE_ENV = "EDGE_REGISTRY_REQUIRE_SERVERS"
 
 
 def require_tools() -> None:

@@ -80,3 +80,27 @@ def test_secure_values_render_as_placeholders(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "[secure:sshPrivateKey]" in done.stdout
     assert "not set" not in done.stderr
+
+
+def test_node_state_shows_what_that_node_would_receive(tmp_path: Path) -> None:
+    current = tmp_path / "registries.yaml"
+    current.write_text(
+        "mirrors:\n  docker.io:\n    endpoint:\n      - https://mirror.example:5000\n"
+        "configs:\n  mirror.example:5000:\n    auth:\n      username: u\n      password: foreign-pass\n"
+    )
+    done = render("dev", "--show-secrets", "--node-state", f"192.0.2.10={current}")
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.split("dev-node-192.0.2.10-apply: stdin (decoded)")[1].split("dev-node-192.0.2.11")[0]
+    second = done.stdout.split("dev-node-192.0.2.11-apply: stdin (decoded)")[1].split("outputs:")[0]
+    import hashlib
+
+    assert hashlib.sha256(current.read_bytes()).hexdigest() in first
+    assert "docker.io" in first and "foreign-pass" in first and "http://10.43.200.200:80" in first
+    assert "expected current file: absent" in second and "docker.io" not in second
+    masked = render("dev", "--node-state", f"192.0.2.10={current}")
+    assert "foreign-pass" not in masked.stdout and "[secret:" in masked.stdout
+
+
+def test_node_state_needs_host_and_file() -> None:
+    done = render("dev", "--node-state", "192.0.2.10")
+    assert done.returncode == 2 and "HOST=FILE" in done.stderr
