@@ -446,30 +446,8 @@ class SiteConfig(_Model):
 
     # --- cross-field checks ---
     @model_validator(mode="after")
-    def _cross(self) -> "SiteConfig":
-        problems: list[tuple[str, str]] = []
-        if self.mode == "ReadWrite" and not self.allow_read_write:
-            problems.append(("mode", "'ReadWrite' needs allowReadWrite: true for this site (explicit opt-in)"))
-        if self.password_rotate_before_days >= self.password_expiry_days:
-            problems.append((
-                "passwordRotateBeforeDays",
-                f"{self.password_rotate_before_days} must be less than passwordExpiryDays ({self.password_expiry_days})",
-            ))
-        if self.kubeconfig is not None and self.kubeconfig_path is not None:
-            problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both"))
-        if self.kubeconfig is None and self.kubeconfig_path is None:
-            problems.append(("kubeconfig", "required: set kubeconfig (secret) or kubeconfigPath"))
-        hosts = [n.host for n in self.nodes]
-        dupes = sorted({h for h in hosts if hosts.count(h) > 1})
-        if dupes:
-            problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}"))
-        if any(not n.gone for n in self.nodes) and self.ssh_private_key is None:
-            problems.append(("sshPrivateKey", "required when nodes are configured: pulumi config set --secret sshPrivateKey < key"))
-        if (self.mirror_ca_file or self.mirror_insecure_skip_verify) and self.http_enabled:
-            problems.append((
-                "mirrorCaFile" if self.mirror_ca_file else "mirrorInsecureSkipVerify",
-                "only applies to an https endpoint (httpEnabled: false)",
-            ))
+    def _cross(self) -> SiteConfig:
+        problems = cross_field_problems({name: getattr(self, name) for name in type(self).model_fields})
         if problems:
             raise ValueError(_CROSS_MARKER + "\n".join(f"{k}\t{m}" for k, m in problems))
         return self
@@ -509,6 +487,55 @@ class SiteConfig(_Model):
 
 
 _CROSS_MARKER = "\x00cross\x00"
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Rules that span several keys, as (key, message). Works on validated values and, when
+    other keys are invalid, on the raw ones too, so every problem is reported in one run."""
+    problems: list[tuple[str, str]] = []
+    if values.get("mode") == "ReadWrite" and not _truthy(values.get("allow_read_write")):
+        problems.append(("mode", "'ReadWrite' needs allowReadWrite: true for this site (explicit opt-in)"))
+    rotate, expiry = _int_or_none(values.get("password_rotate_before_days")), _int_or_none(values.get("password_expiry_days"))
+    if rotate is not None and expiry is not None and rotate >= expiry:
+        problems.append(("passwordRotateBeforeDays", f"{rotate} must be less than passwordExpiryDays ({expiry})"))
+    has_content, has_path = values.get("kubeconfig") is not None, values.get("kubeconfig_path") is not None
+    if has_content and has_path:
+        problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both"))
+    if not has_content and not has_path:
+        problems.append(("kubeconfig", "required: set kubeconfig (secret) or kubeconfigPath"))
+    nodes = [n for n in values.get("nodes") or () if isinstance(n, (dict, NodeConfig))]
+
+    def field(node: Any, name: str) -> Any:
+        return getattr(node, name, None) if isinstance(node, NodeConfig) else node.get(name)
+
+    hosts = [field(n, "host") for n in nodes]
+    dupes = sorted({str(h) for h in hosts if h is not None and hosts.count(h) > 1})
+    if dupes:
+        problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}"))
+    if any(not _truthy(field(n, "gone")) for n in nodes) and values.get("ssh_private_key") is None:
+        problems.append(
+            ("sshPrivateKey", "required when nodes are configured: pulumi config set --secret sshPrivateKey < key")
+        )
+    http = values.get("http_enabled", True)
+    if (values.get("mirror_ca_file") or _truthy(values.get("mirror_insecure_skip_verify"))) and (
+        http is True or _truthy(http)
+    ):
+        problems.append((
+            "mirrorCaFile" if values.get("mirror_ca_file") else "mirrorInsecureSkipVerify",
+            "only applies to an https endpoint (httpEnabled: false)",
+        ))
+    return problems
 _PLACEHOLDER_PREFIX = "[secure:"
 
 
@@ -584,7 +611,15 @@ def parse_site_config(raw: Mapping[str, Any]) -> SiteConfig:
     try:
         return SiteConfig.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, raw)) from None
+        problems = _format_errors(error, raw)
+    # Field errors stop pydantic before the cross-field rules: run them on the raw values.
+    by_name = {name: raw.get(alias, SiteConfig.model_fields[name].get_default(call_default_factory=True))
+               for name, alias in _ALIASES.items()}
+    reported = {p.split(":", 2)[1].split("[")[0].split(".")[0] for p in problems}
+    for key, message in cross_field_problems(by_name):
+        if key not in reported:
+            problems.append(f"{_key(key)}: {message}")
+    raise ConfigError(problems)
 
 
 #: Keys whose values Pulumi hands over as JSON text (arrays and objects).

@@ -6,9 +6,11 @@ offline renderer calls it under the SDK's mocks.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from components import acr
 from components.azure_side import AzureConnectedRegistry, RegistryNotSuitable, look_up_parent_registry
@@ -163,9 +165,32 @@ def site_outputs(site: Site) -> dict[str, Any]:
     }
 
 
-def build(values: dict[str, Any], catalog: CatalogSource = azure_catalog) -> Site:
+def local_file_problems(site: SiteConfig) -> list[str]:
+    """Files the config names on the machine running pulumi (not checked by the offline render,
+    which runs anywhere): the kubeconfig path must exist and be a kubeconfig."""
+    if site.kubeconfig_path is None:
+        return []
+    key = f"{PROJECT}:kubeconfigPath"
+    path = Path(site.kubeconfig_path).expanduser()
+    if not path.is_file():
+        return [f"{key}: {site.kubeconfig_path!r} is not a file on this machine"]
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return [f"{key}: {site.kubeconfig_path!r} cannot be read as YAML"]
+    if not isinstance(doc, dict) or not doc.get("clusters") or not doc.get("contexts"):
+        return [f"{key}: {site.kubeconfig_path!r} is not a kubeconfig (expected clusters and contexts)"]
+    contexts = {c.get("name") for c in doc["contexts"] if isinstance(c, dict)}
+    if site.kube_context and site.kube_context not in contexts:
+        return [f"{PROJECT}:kubeContext: {site.kube_context!r} is not a context in {site.kubeconfig_path}"]
+    return []
+
+
+def build(values: dict[str, Any], catalog: CatalogSource = azure_catalog, check_local_files: bool = False) -> Site:
     """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError."""
     site_config = load_site_config(values)
+    if check_local_files and (problems := local_file_problems(site_config)):
+        raise ConfigError(problems)
     return Site(pulumi.get_stack(), site_config, catalog)
 
 
@@ -175,7 +200,7 @@ def run(catalog: CatalogSource = azure_catalog) -> Site:
     A config problem ends the run with every problem listed and no traceback.
     """
     try:
-        site = build(read_pulumi_config(), catalog)
+        site = build(read_pulumi_config(), catalog, check_local_files=True)
     except ConfigError as error:
         raise pulumi.RunError("invalid site configuration:\n" + "\n".join(error.problems)) from None
     for key, value in site_outputs(site).items():

@@ -194,3 +194,11 @@ def test_derived_names_fit_arm_limits() -> None:
 def test_config_fields_are_documented() -> None:
     for name, field in SiteConfig.model_fields.items():
         assert field.description, f"{name} has no description"
+
+
+def test_cross_key_problems_are_reported_with_field_problems() -> None:
+    problems = problems_for(with_(connectedRegistryName="a-b", mode="ReadWrite", kubeconfigPath="/k.yaml"))
+    keys = [p.split(":")[1] for p in problems]
+    assert "connectedRegistryName" in keys
+    assert "mode" in keys and "kubeconfig" in keys
+    assert len(keys) == len(set(keys))

@@ -108,3 +108,48 @@ def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
         for credential in credentials:
             assert credential not in shown, resource.name
             assert base64.b64encode(credential.encode()).decode()[:20] not in shown, resource.name
+
+
+def test_kubeconfig_path_is_checked_on_the_machine_running_pulumi(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from components.config import load_site_config
+    from components.site import local_file_problems
+    from tests.test_config import KUBECONFIG, with_
+
+    def problems(path: str, context: str | None = None) -> list[str]:
+        values = with_(kubeconfig=None, kubeconfigPath=path)
+        if context:
+            values["kubeContext"] = context
+        return local_file_problems(load_site_config(values))
+
+    good = tmp_path / "k.yaml"
+    good.write_text(KUBECONFIG)
+    assert problems(str(good)) == []
+    assert problems(str(good), "default") == []
+    assert problems(str(good), "other")[0].startswith("edge-registry:kubeContext:")
+    assert problems(str(tmp_path / "missing.yaml"))[0].startswith("edge-registry:kubeconfigPath:")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("just: text\n")
+    assert "not a kubeconfig" in problems(str(bad))[0]
+
+
+def test_the_program_stops_with_a_clean_run_error_naming_keys() -> None:
+    import contextvars
+
+    import pulumi
+
+    from components import site
+
+    def run_with_bad_config() -> str:
+        pulumi.runtime.set_all_config(
+            {"edge-registry:connectedRegistryName": "ship-01", "edge-registry:repositories": '["UPPER"]'}, []
+        )
+        with pytest.raises(pulumi.RunError) as caught:
+            site.run(catalog=lambda _s: [])
+        return str(caught.value)
+
+    message = contextvars.Context().run(run_with_bad_config)
+    lines = message.splitlines()
+    assert lines[0] == "invalid site configuration:"
+    assert any(line.startswith("edge-registry:connectedRegistryName:") for line in lines)
+    assert any(line.startswith("edge-registry:repositories:") for line in lines)
+    assert any(line.startswith("edge-registry:registryName: required") for line in lines)
