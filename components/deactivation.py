@@ -32,49 +32,33 @@ diff only compares values.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 from pulumi.runtime.rpc import UNKNOWN
 
-if TYPE_CHECKING:
-    from components.arm import ArmClient
+from components.arm_provider import (
+    ARM_ENDPOINT,
+    REGISTRY_NAME,
+    RESOURCE_GROUP,
+    SUBSCRIPTION_ID,
+    ArmBackedProvider,
+)
 
-SUBSCRIPTION_ID = "subscriptionId"
-RESOURCE_GROUP = "resourceGroup"
-REGISTRY_NAME = "registryName"
 CONNECTED_REGISTRY_NAME = "connectedRegistryName"
 INSTALL_ID = "installId"
-ARM_ENDPOINT = "armEndpoint"
 
 # Any change here means "another install or another connected registry": deactivate the old one.
 REPLACE_KEYS: tuple[str, ...] = (SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, CONNECTED_REGISTRY_NAME, INSTALL_ID)
 INPUT_KEYS: tuple[str, ...] = REPLACE_KEYS + (ARM_ENDPOINT,)
 
-ArmClientFactory = Callable[[str, str | None], "ArmClient"]
-"""Builds an ``ArmClient`` from (subscription id, ARM endpoint or None); tests inject their own."""
 
-
-class ConnectedRegistryDeactivationProvider(ResourceProvider):
+class ConnectedRegistryDeactivationProvider(ArmBackedProvider):
     """Dynamic provider behind :class:`ConnectedRegistryDeactivation`.
 
-    :param client_factory: builds the ARM client; defaults to ``ArmClient`` with
-        ``DefaultAzureCredential``. Tests pass one with a fake credential and a test CA.
+    :param client_factory: see :class:`ArmBackedProvider`.
     """
-
-    def __init__(self, client_factory: ArmClientFactory | None = None) -> None:
-        super().__init__()
-        self._client_factory = client_factory
-
-    def _client(self, props: dict[str, Any]) -> ArmClient:
-        subscription_id, endpoint = str(props[SUBSCRIPTION_ID]), props.get(ARM_ENDPOINT) or None
-        if self._client_factory is not None:
-            return self._client_factory(subscription_id, endpoint)
-        from .arm import ArmClient  # here, not at module level: keeps the pickled provider small
-
-        return ArmClient(subscription_id, arm_endpoint=endpoint)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Every input but ``armEndpoint`` is required (unknowns pass: they are checked at update)."""

@@ -35,9 +35,8 @@ no clients and imports the Azure SDK inside its methods.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 import pulumi
 from pulumi.dynamic import (
@@ -47,23 +46,23 @@ from pulumi.dynamic import (
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 from pulumi.runtime.rpc import UNKNOWN
 
-if TYPE_CHECKING:
-    from components.arm import ArmClient
+from components.arm_provider import (
+    ARM_ENDPOINT,
+    REGISTRY_NAME,
+    RESOURCE_GROUP,
+    SUBSCRIPTION_ID,
+    ArmBackedProvider,
+)
 
 # Wire names of the inputs (camelCase like every other Pulumi resource state).
-SUBSCRIPTION_ID = "subscriptionId"
-RESOURCE_GROUP = "resourceGroup"
-REGISTRY_NAME = "registryName"
 TOKEN_NAME = "tokenName"
 TOKEN_ID = "tokenId"
 EXPIRY_DAYS = "expiryDays"
 ROTATE_BEFORE_DAYS = "rotateBeforeDays"
-ARM_ENDPOINT = "armEndpoint"
 
 # A change to any of these means another token: a new password is needed.
 REPLACE_KEYS: tuple[str, ...] = (SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, TOKEN_NAME, TOKEN_ID)
@@ -78,9 +77,6 @@ VALUE = "value"
 EXPIRY = "expiry"
 USERNAME = "username"
 OUTPUT_KEYS: tuple[str, ...] = (SLOT, VALUE, EXPIRY, USERNAME)
-
-ArmClientFactory = Callable[[str, str | None], "ArmClient"]
-"""Builds an ``ArmClient`` from (subscription id, ARM endpoint or None); tests inject their own."""
 
 
 def now() -> datetime:
@@ -110,24 +106,11 @@ class NoFreeSlotError(RuntimeError):
     """Both password slots of the token hold a password this resource did not issue."""
 
 
-class TokenPasswordProvider(ResourceProvider):
+class TokenPasswordProvider(ArmBackedProvider):
     """Dynamic provider behind :class:`TokenPassword`.
 
-    :param client_factory: builds the ARM client; defaults to ``ArmClient`` with
-        ``DefaultAzureCredential``. Tests pass one with a fake credential and a test CA.
+    :param client_factory: see :class:`ArmBackedProvider`.
     """
-
-    def __init__(self, client_factory: ArmClientFactory | None = None) -> None:
-        super().__init__()
-        self._client_factory = client_factory
-
-    def _client(self, props: dict[str, Any]) -> ArmClient:
-        subscription_id, endpoint = str(props[SUBSCRIPTION_ID]), props.get(ARM_ENDPOINT) or None
-        if self._client_factory is not None:
-            return self._client_factory(subscription_id, endpoint)
-        from .arm import ArmClient  # here, not at module level: keeps the pickled provider small
-
-        return ArmClient(subscription_id, arm_endpoint=endpoint)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Reject missing inputs and a rotation window that is not shorter than the lifetime."""
