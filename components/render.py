@@ -318,21 +318,26 @@ class _RecordingMonitor:
                 # `Resource.get`: the program reads an existing object (e.g. the chart's Service).
                 response = super().ReadResource(request)
                 inputs = rpc.deserialize_properties(request.properties, keep_unknowns=True)
+                self._record(request, response.urn, inputs, {"read": request.id}, custom=True)
+                return response
+
+            def _record(
+                self, request: Any, urn: str, inputs: dict[str, Any], options: dict[str, Any], custom: bool
+            ) -> None:
                 self.records.append(
                     RenderedResource(
                         type=request.type,
                         name=request.name,
-                        urn=response.urn,
+                        urn=urn,
                         parent=request.parent or None,
-                        custom=True,
+                        custom=custom,
                         inputs=inputs,
                         dependencies=sorted(set(request.dependencies)),
-                        options={"read": request.id},
+                        options=options,
                         secret_paths=secret_paths(inputs),
                         provider=request.provider or None,
                     )
                 )
-                return response
 
             def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
                 response = super().RegisterResource(request)
@@ -353,20 +358,7 @@ class _RecordingMonitor:
                     values = list(getattr(request, option))
                     if values:
                         options[option] = values
-                self.records.append(
-                    RenderedResource(
-                        type=request.type,
-                        name=request.name,
-                        urn=response.urn,
-                        parent=request.parent or None,
-                        custom=bool(request.custom),
-                        inputs=inputs,
-                        dependencies=sorted(set(request.dependencies)),
-                        options=options,
-                        secret_paths=secret_paths(inputs),
-                        provider=request.provider or None,
-                    )
-                )
+                self._record(request, response.urn, inputs, options, custom=bool(request.custom))
                 return response
 
         return Monitor()
