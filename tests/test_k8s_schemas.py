@@ -73,3 +73,16 @@ def test_run_program_is_independent_per_call() -> None:
     first = len(declared_objects())
     assert len(declared_objects()) == first
     assert run_program(lambda: {}).monitor.requests == []
+
+
+def test_every_kubernetes_object_of_the_dev_site_is_valid() -> None:
+    from components.render import render_stack
+
+    objects = [
+        r.plain_inputs()
+        for r in render_stack(stack="dev").resources
+        if r.type.startswith("kubernetes:core/v1:") and "read" not in r.options
+    ]
+    assert {o["kind"] for o in objects} >= {"Namespace", "Secret", "ServiceAccount"}
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)
