@@ -70,37 +70,40 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         common = {"registry_name": site.registry_name, "resource_group_name": site.registry_resource_group}
 
-        sync_scope_map = acr_native.ScopeMap(
-            f"{name}-sync-scope-map",
-            scope_map_name=site.sync_scope_map_name,
-            description=f"Sync scope map for connected registry {site.connected_registry_name}",
-            actions=acr.sync_actions(site.connected_registry_name, synced_repositories, site.mode),
-            opts=child,
-            **common,
+        def scoped_token(
+            kind: str, scope_map_name: str, description: str, actions: list[str], token_name: str
+        ) -> acr_native.Token:
+            """A scope map and the enabled token bound to it."""
+            scope_map = acr_native.ScopeMap(
+                f"{name}-{kind}-scope-map",
+                scope_map_name=scope_map_name,
+                description=description,
+                actions=actions,
+                opts=child,
+                **common,
+            )
+            return acr_native.Token(
+                f"{name}-{kind}-token",
+                token_name=token_name,
+                scope_map_id=scope_map.id,
+                status=acr_native.TokenStatus.ENABLED,
+                opts=child,
+                **common,
+            )
+
+        sync_token = scoped_token(
+            "sync",
+            site.sync_scope_map_name,
+            f"Sync scope map for connected registry {site.connected_registry_name}",
+            acr.sync_actions(site.connected_registry_name, synced_repositories, site.mode),
+            site.sync_token_name,
         )
-        sync_token = acr_native.Token(
-            f"{name}-sync-token",
-            token_name=site.sync_token_name,
-            scope_map_id=sync_scope_map.id,
-            status=acr_native.TokenStatus.ENABLED,
-            opts=child,
-            **common,
-        )
-        client_scope_map = acr_native.ScopeMap(
-            f"{name}-client-scope-map",
-            scope_map_name=site.client_scope_map_name,
-            description=f"Read-only client access to connected registry {site.connected_registry_name}",
-            actions=acr.client_actions(site.effective_client_repositories),
-            opts=child,
-            **common,
-        )
-        client_token = acr_native.Token(
-            f"{name}-client-token",
-            token_name=site.client_token_name,
-            scope_map_id=client_scope_map.id,
-            status=acr_native.TokenStatus.ENABLED,
-            opts=child,
-            **common,
+        client_token = scoped_token(
+            "client",
+            site.client_scope_map_name,
+            f"Read-only client access to connected registry {site.connected_registry_name}",
+            acr.client_actions(site.effective_client_repositories),
+            site.client_token_name,
         )
         self.connected_registry = acr_native.ConnectedRegistry(
             f"{name}-connected-registry",
