@@ -164,6 +164,12 @@ def _applies(resource_type: str) -> Callable[[Validator], Validator]:
     return wrap
 
 
+def opted_in(args: ResourceValidationArgs, stack: str, site_key: str, config_key: str) -> bool:
+    """The stack opted in: ``site_key: true`` in its own Pulumi.<stack>.yaml, or it is listed
+    in this policy's ``config_key``."""
+    return site_opted_in(stack, site_key) or stack_listed(stack, args.get_config().get(config_key))
+
+
 # --- (1) ReadWrite only where the site opted in ---------------------------------------------
 
 @_applies(CONNECTED_REGISTRY)
@@ -173,7 +179,7 @@ def _read_write_allowed(args: ResourceValidationArgs, report: ReportViolation) -
     if not isinstance(mode, str) or mode.lower() not in ("readwrite", "registry"):
         return
     stack = stack_of(args.urn)
-    if site_opted_in(stack, "allowReadWrite") or stack_listed(stack, args.get_config().get("allowReadWriteStacks")):
+    if opted_in(args, stack, "allowReadWrite", "allowReadWriteStacks"):
         return
     report(
         f"connected registry '{display_name(args, 'connectedRegistryName')}' is {mode}, which can push into "
@@ -228,7 +234,7 @@ def _http_allowed(args: ResourceValidationArgs, report: ReportViolation) -> None
     if not truthy(known(values, "httpEnabled")):
         return
     stack = stack_of(args.urn)
-    if site_opted_in(stack, "httpEnabled") or stack_listed(stack, args.get_config().get("allowHttpStacks")):
+    if opted_in(args, stack, "httpEnabled", "allowHttpStacks"):
         return
     report(
         f"Helm release '{display_name(args, 'name')}' serves plain http (httpEnabled: true), but stack "
