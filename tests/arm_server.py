@@ -3,7 +3,9 @@
 It answers like the examples in /work/shared/reference/arm-examples/ (api-version aside): token
 GET and PATCH, ``registries/generateCredentials`` (200 with the result, or 202 + ``Location`` then
 the result from the polled operation), ``connectedRegistries/deactivate`` (200, or 202 +
-``Location``; 404 when the connected registry does not exist). It serves HTTPS on 127.0.0.1 with a
+``Location``; 404 when the connected registry does not exist), and the two paged lists the
+fleet status reads, ``…/connectedRegistries`` and ``…/tokens`` (``nextLink`` after
+``page_size`` items; 429 + ``Retry-After`` or an error status on demand). It serves HTTPS on 127.0.0.1 with a
 throwaway CA from ``trustme`` because the SDK's bearer-token policy refuses plain HTTP.
 
 Every request is recorded (method, path, query, JSON body, headers) so tests can assert the exact
@@ -36,6 +38,8 @@ _RG = (
 )
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(_RG + r"/generateCredentials$"), "generate_credentials"),
+    ("GET", re.compile(_RG + r"/connectedRegistries$"), "list_connected_registries"),
+    ("GET", re.compile(_RG + r"/tokens$"), "list_tokens"),
     ("GET", re.compile(_RG + r"/tokens/(?P<token>[^/]+)$"), "get_token"),
     ("PATCH", re.compile(_RG + r"/tokens/(?P<token>[^/]+)$"), "patch_token"),
     ("POST", re.compile(_RG + r"/connectedRegistries/(?P<cr>[^/]+)/deactivate$"), "deactivate"),
@@ -63,6 +67,7 @@ class RecordedRequest:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+    received: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -86,6 +91,16 @@ class ArmState:
     # Misbehave: answer generateCredentials with a value for the *other* slot only.
     generate_wrong_slot: bool = False
     issued_values: list[str] = field(default_factory=list)
+    # The paged lists: registry name -> ARM documents, as GET …/connectedRegistries and …/tokens
+    # return them in `value`; `page_size` items per page, then a `nextLink` with a $skipToken.
+    listed_connected_registries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    listed_tokens: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    page_size: int = 100
+    # Throttling: answer this many list requests with 429 and this Retry-After first.
+    throttle_lists: int = 0
+    retry_after: str = "1"
+    # registry name -> HTTP status every list request of that registry gets (e.g. 403).
+    registry_errors: dict[str, int] = field(default_factory=dict)
     operations: dict[str, _Operation] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -148,6 +163,36 @@ class ArmServer:
         if state.generate_mode == "200":
             return 200, {}, result
         return self._start_operation(m.group(0), result)
+
+    def list_connected_registries(self, m: re.Match[str], _body: Any) -> tuple[int, dict[str, str], Any]:
+        return self._paged_list(m, self.state.listed_connected_registries)
+
+    def list_tokens(self, m: re.Match[str], _body: Any) -> tuple[int, dict[str, str], Any]:
+        return self._paged_list(m, self.state.listed_tokens)
+
+    def _paged_list(
+        self, m: re.Match[str], documents: dict[str, list[dict[str, Any]]]
+    ) -> tuple[int, dict[str, str], Any]:
+        state = self.state
+        if state.throttle_lists > 0:
+            state.throttle_lists -= 1
+            return 429, {"Retry-After": state.retry_after}, {
+                "error": {"code": "TooManyRequests", "message": "The request is being throttled."}
+            }
+        registry = m.group("registry")
+        if registry in state.registry_errors:
+            status = state.registry_errors[registry]
+            return status, {}, {"error": {"code": "AuthorizationFailed" if status == 403 else "Failed",
+                                          "message": f"The client cannot read registry {registry}."}}
+        # The request being answered was recorded last, under the same lock.
+        skip = int(state.requests[-1].query.get("$skipToken", "0"))
+        items = documents.get(registry, [])
+        page: dict[str, Any] = {"value": items[skip:skip + state.page_size]}
+        if skip + state.page_size < len(items):
+            page["nextLink"] = (
+                f"{self.base_url}{m.group(0)}?api-version=2025-11-01&$skipToken={skip + state.page_size}"
+            )
+        return 200, {}, page
 
     def get_token(self, m: re.Match[str], _body: Any) -> tuple[int, dict[str, str], Any]:
         token = m.group("token")

@@ -1,0 +1,453 @@
+"""Fleet status: the verdicts as pure functions, then the whole command against the local ARM.
+
+The command runs for real: it reads the fixture stack files (tests/fleet_fixtures/, copied next
+to the repository's Pulumi.yaml into a temporary project), lists the registries over HTTPS from
+tests/arm_server.py with the bearer token from EDGE_REGISTRY_ARM_TOKEN (the server rejects any
+other), trusting the server's throwaway CA through REQUESTS_CA_BUNDLE.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import fleet
+from components.fleet_listing import FleetListingClient, StaticBearerCredential
+from components.fleet_model import (
+    ObservedConnectedRegistry,
+    RegistryListing,
+    RegistryRef,
+    SiteDeclaration,
+    TokenExpiries,
+)
+from components.fleet_verdicts import (
+    Verdict,
+    fleet_report,
+    nearest_expiry,
+    site_status,
+    stale_after,
+    windows_since,
+)
+from tests.arm_server import FAKE_BEARER, ArmServer, FakeCredential
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fleet_fixtures"
+SUB = "00000000-0000-0000-0000-000000000000"
+REGISTRY_PATH = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-edge/providers/Microsoft.ContainerRegistry/registries/contosoedge"
+)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+# --- verdicts: pure functions ------------------------------------------------------------------
+
+HOURLY = "30 * * * *"
+REF = RegistryRef("https://management.azure.com", SUB, "rg-edge", "contosoedge")
+
+
+def declaration(stack: str = "ship01", cr: str = "ship01", schedule: str = HOURLY,
+                window: timedelta = timedelta(hours=1), rotate_days: int = 30) -> SiteDeclaration:
+    return SiteDeclaration(stack, REF, cr, schedule, window, timedelta(days=rotate_days))
+
+
+def observed(name: str = "ship01", state: str = "Online", activation: str = "Active",
+             last_sync: datetime | None = None, schedule: str | None = HOURLY,
+             window: timedelta | None = timedelta(hours=1), tokens: tuple[str, ...] = ()) -> ObservedConnectedRegistry:
+    return ObservedConnectedRegistry(name, state, activation, last_sync, last_sync, schedule, window, "0.9.0",
+                                     (), tokens)
+
+
+def test_windows_since_counts_only_windows_that_opened_after_the_sync_and_closed() -> None:
+    last = utc(2026, 3, 1, 10, 45)
+    hour = timedelta(hours=1)
+    # Windows open at 11:30, 12:30, 13:30 and last an hour.
+    assert windows_since(last, HOURLY, hour, utc(2026, 3, 1, 12, 29)) == 0   # 11:30 still open
+    assert windows_since(last, HOURLY, hour, utc(2026, 3, 1, 12, 30)) == 1
+    assert windows_since(last, HOURLY, hour, utc(2026, 3, 1, 14, 29)) == 2
+    assert windows_since(last, HOURLY, hour, utc(2026, 3, 1, 14, 30)) == 3
+
+
+def test_windows_since_follows_the_sites_own_cron_and_window() -> None:
+    last = utc(2026, 3, 1, 4, 0)  # during the 03:00 window
+    daily = "0 3 * * *"
+    # 20 hours later: an hourly site would have missed 19 windows (04:30 to 22:30), a daily one none yet.
+    now = last + timedelta(hours=20)
+    assert windows_since(last, HOURLY, timedelta(hours=1), now) == 19
+    assert windows_since(last, daily, timedelta(hours=2), now) == 0
+    # The next daily window (03:00-05:00) counts once it has closed.
+    assert windows_since(last, daily, timedelta(hours=2), utc(2026, 3, 2, 4, 59)) == 0
+    assert windows_since(last, daily, timedelta(hours=2), utc(2026, 3, 2, 5, 0)) == 1
+    # Weekdays only: Friday's sync, Monday morning: Saturday and Sunday had no window.
+    weekdays = "0 2 * * 1-5"
+    friday = utc(2026, 3, 6, 2, 30)
+    assert windows_since(friday, weekdays, timedelta(hours=1), utc(2026, 3, 9, 2, 59)) == 0
+    assert windows_since(friday, weekdays, timedelta(hours=1), utc(2026, 3, 9, 3, 0)) == 1
+
+
+def test_stale_after_is_the_end_of_the_nth_window_after_the_last_sync() -> None:
+    last = utc(2026, 3, 1, 10, 45)
+    assert stale_after(last, HOURLY, timedelta(hours=1), 3) == timedelta(hours=3, minutes=45)  # 14:30
+    assert stale_after(last, "0 3 * * *", timedelta(hours=2), 1) == timedelta(hours=18, minutes=15)
+
+
+def test_a_healthy_recent_site_has_no_verdict() -> None:
+    now = utc(2026, 3, 1, 12, 0)
+    status = site_status(declaration(), observed(last_sync=now - timedelta(minutes=20)), {}, now)
+    assert status.verdicts == () and not status.flagged
+    assert status.windows_missed == 0 and status.age == timedelta(minutes=20)
+
+
+@pytest.mark.parametrize(
+    ("state", "activation", "expected"),
+    [
+        ("Online", "Active", ()),
+        ("Syncing", "Active", ()),
+        ("Offline", "Active", (Verdict.OFFLINE,)),
+        ("Unhealthy", "Active", (Verdict.UNHEALTHY,)),
+        (None, "Active", (Verdict.OFFLINE,)),
+        ("Online", "Inactive", (Verdict.NOT_ACTIVATED,)),
+        ("Offline", None, (Verdict.OFFLINE, Verdict.NOT_ACTIVATED)),
+    ],
+)
+def test_connection_state_and_activation_verdicts(state: str | None, activation: str | None,
+                                                  expected: tuple[Verdict, ...]) -> None:
+    now = utc(2026, 3, 1, 12, 0)
+    found = site_status(declaration(), observed(state=state, activation=activation,  # type: ignore[arg-type]
+                                                last_sync=now - timedelta(minutes=5)), {}, now)
+    assert found.verdicts == expected
+
+
+def test_stale_after_n_windows_and_n_is_a_parameter() -> None:
+    now = utc(2026, 3, 1, 14, 30)
+    site = observed(last_sync=utc(2026, 3, 1, 10, 45))  # 3 windows closed since
+    assert site_status(declaration(), site, {}, now).verdicts == (Verdict.STALE,)
+    assert site_status(declaration(), site, {}, now, stale_windows=4).verdicts == ()
+    assert site_status(declaration(), site, {}, now - timedelta(minutes=1)).verdicts == ()
+    never = site_status(declaration(), observed(last_sync=None), {}, now)
+    assert never.verdicts == (Verdict.STALE,) and never.age is None and never.windows_missed is None
+
+
+def test_the_schedule_ARM_reports_wins_over_the_stack_file() -> None:
+    now = utc(2026, 3, 2, 0, 0)
+    last = now - timedelta(hours=20)
+    daily_in_arm = observed(last_sync=last, schedule="0 3 * * *", window=timedelta(hours=2))
+    assert site_status(declaration(schedule=HOURLY), daily_in_arm, {}, now).verdicts == ()
+    nothing_in_arm = observed(last_sync=last, schedule=None, window=None)
+    assert site_status(declaration(schedule=HOURLY), nothing_in_arm, {}, now).verdicts == (Verdict.STALE,)
+
+
+def test_nearest_password_expiry_over_the_sync_and_client_tokens() -> None:
+    now = utc(2026, 3, 1, 12, 0)
+    tokens = {
+        f"{REGISTRY_PATH}/tokens/ship01-sync-token".lower(): TokenExpiries("ship01-sync-token", (now + timedelta(days=80),)),
+        f"{REGISTRY_PATH}/tokens/ship01-client-token".lower(): TokenExpiries(
+            "ship01-client-token", (now + timedelta(days=60), now + timedelta(days=20))),
+        f"{REGISTRY_PATH}/tokens/other-token".lower(): TokenExpiries("other-token", (now + timedelta(days=1),)),
+    }
+    ids = (f"{REGISTRY_PATH}/tokens/ship01-sync-token", f"{REGISTRY_PATH}/TOKENS/Ship01-Client-Token")
+    site = observed(last_sync=now, tokens=ids)
+    assert nearest_expiry(site, tokens) == (now + timedelta(days=20), "ship01-client-token")
+    assert site_status(declaration(rotate_days=30), site, tokens, now).verdicts == (Verdict.PASSWORD_EXPIRING,)
+    assert site_status(declaration(rotate_days=19), site, tokens, now).verdicts == ()
+    assert site_status(declaration(), site, tokens, now + timedelta(days=21)).verdicts[-1] == Verdict.PASSWORD_EXPIRED
+    assert nearest_expiry(observed(tokens=()), tokens) is None
+
+
+def test_fleet_report_finds_orphans_undeployed_stacks_and_unreadable_registries() -> None:
+    now = utc(2026, 3, 1, 12, 0)
+    other = RegistryRef("https://management.azure.com", SUB, "rg-edge", "brokenedge")
+    declared = [declaration("ship01", "ship01"), declaration("ship02", "SHIP02"), declaration("ship07", "ship07"),
+                SiteDeclaration("ship08", other, "ship08", HOURLY, timedelta(hours=1), timedelta(days=30))]
+    listings = [
+        RegistryListing(REF, (observed("ship01", last_sync=now), observed("ship02", last_sync=now),
+                              observed("oldship99", last_sync=None))),
+        RegistryListing(other, error="HTTP 403 AuthorizationFailed: no"),
+    ]
+    report = fleet_report(declared, listings, now)
+    assert [s.stack for s in report.sites] == ["ship01", "ship02"]
+    assert [o.observed.name for o in report.orphans] == ["oldship99"]
+    assert [d.stack for d in report.undeployed] == ["ship07"]
+    assert [(u.registry.name, u.stacks) for u in report.unreadable] == [("brokenedge", ("ship08",))]
+    assert report.flagged  # an unreadable registry: the sites behind it are not known to be fine
+    healthy = fleet_report(declared[:3], listings[:1], now)
+    assert not healthy.flagged  # an orphan and an undeployed stack are reported, not flagged
+
+
+# --- the command against the local ARM ---------------------------------------------------------
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def cr_document(name: str, state: str, activation: str, last_sync: datetime | None, *,
+                schedule: str = HOURLY, window: str = "PT1H",
+                status_details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    sync: dict[str, Any] = {
+        "tokenId": f"{REGISTRY_PATH}/tokens/{name}-sync-token", "schedule": schedule, "syncWindow": window,
+        "messageTtl": "P2D", "gatewayEndpoint": "contosoedge.westeurope.data.azurecr.io",
+    }
+    properties: dict[str, Any] = {
+        "provisioningState": "Succeeded", "mode": "ReadOnly", "version": "0.9.0",
+        "connectionState": state, "activation": {"status": activation}, "parent": {"syncProperties": sync},
+        "clientTokenIds": [f"{REGISTRY_PATH}/tokens/{name}-client-token"],
+        "loginServer": {"host": f"{name}.local"},
+        "statusDetails": status_details or [],
+    }
+    if last_sync is not None:
+        sync["lastSyncTime"] = _iso(last_sync)
+        properties["lastActivityTime"] = _iso(last_sync)
+    return {"id": f"{REGISTRY_PATH}/connectedRegistries/{name}", "name": name,
+            "type": "Microsoft.ContainerRegistry/registries/connectedRegistries", "properties": properties}
+
+
+def token_document(name: str, *expiries: datetime) -> dict[str, Any]:
+    passwords = [{"name": f"password{i}", "expiry": _iso(e), "creationTime": "2026-01-01T00:00:00Z"}
+                 for i, e in enumerate(expiries, 1)]
+    return {"id": f"{REGISTRY_PATH}/tokens/{name}", "name": name, "type": "Microsoft.ContainerRegistry/registries/tokens",
+            "properties": {"status": "enabled", "scopeMapId": f"{REGISTRY_PATH}/scopeMaps/{name}",
+                           "credentials": {"certificates": [], "passwords": passwords}}}
+
+
+def fleet_arm_state(arm: ArmServer, now: datetime) -> None:
+    """What ARM says about the fixture sites (tests/fleet_fixtures/README.md)."""
+    ago = lambda **kw: now - timedelta(**kw)  # noqa: E731
+    crs = [
+        cr_document("ship01", "Online", "Active", ago(hours=20), schedule="0 3 * * *", window="PT2H"),
+        cr_document("ship02", "Offline", "Active", ago(minutes=20)),
+        cr_document("ship03", "Unhealthy", "Active", ago(minutes=20), status_details=[
+            {"type": "connectedRegistry", "code": "500", "description": "Sync failed: parent unreachable",
+             "timestamp": _iso(ago(minutes=3)), "correlationId": "c0ffee"}]),
+        cr_document("ship04", "Offline", "Inactive", None),
+        cr_document("ship05", "Online", "Active", ago(hours=6)),
+        cr_document("ship06", "Syncing", "Active", ago(minutes=5)),
+        cr_document("oldship99", "Offline", "Active", ago(days=40)),
+    ]
+    far = now + timedelta(days=80)
+    tokens = []
+    for cr in crs:
+        name = cr["name"]
+        sync_expiry = now - timedelta(days=1) if name == "ship03" else far
+        client_expiry = now + timedelta(days=10) if name == "ship06" else far
+        tokens += [token_document(f"{name}-sync-token", sync_expiry), token_document(f"{name}-client-token", client_expiry)]
+    arm.state.listed_connected_registries["contosoedge"] = crs
+    arm.state.listed_tokens["contosoedge"] = tokens
+    arm.state.registry_errors["brokenedge"] = 403
+    arm.state.page_size = 4  # 7 connected registries: two pages; 14 tokens: four
+
+
+def make_project(tmp_path: Path, arm: ArmServer, stacks: list[str] | None = None) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    for source in sorted(FIXTURES.glob("Pulumi.*.yaml")):
+        if stacks is None or source.name[len("Pulumi."):-len(".yaml")] in stacks:
+            (project / source.name).write_text(source.read_text().replace("__ARM_ENDPOINT__", arm.base_url))
+    return project
+
+
+@pytest.fixture
+def arm(tmp_path: Path) -> Iterator[ArmServer]:
+    with ArmServer(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def arm_env(arm: ArmServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"EDGE_REGISTRY_ARM_TOKEN": FAKE_BEARER, "REQUESTS_CA_BUNDLE": arm.ca_pem, "NO_PROXY": "127.0.0.1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"):
+        monkeypatch.delenv(key, raising=False)
+    return env
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = fleet.main(["status", *args], stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_status_reports_every_verdict_orphans_undeployed_and_unreadable(tmp_path: Path, arm: ArmServer,
+                                                                         arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    code, out, err = run("--project-dir", str(make_project(tmp_path, arm)), "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    verdicts = {s["stack"]: s["verdicts"] for s in report["sites"]}
+    assert verdicts == {
+        "ship01": [],
+        "ship02": ["offline"],
+        "ship03": ["unhealthy", "password-expired"],
+        "ship04": ["offline", "not-activated", "stale"],
+        "ship05": ["stale"],
+        "ship06": ["password-expiring"],
+    }
+    sites = {s["stack"]: s for s in report["sites"]}
+    # ship01 synced 20 h ago on a daily schedule: at most one window missed, by its own cron.
+    assert sites["ship01"]["windowsSinceLastSync"] in (0, 1) and not sites["ship01"]["flagged"]
+    assert sites["ship05"]["windowsSinceLastSync"] >= 4
+    assert sites["ship05"]["secondsSinceLastSync"] == pytest.approx(6 * 3600, abs=120)
+    assert sites["ship06"]["passwordToken"] == "ship06-client-token"
+    assert sites["ship06"]["secondsToPasswordExpiry"] == pytest.approx(10 * 86400, abs=120)
+    assert sites["ship03"]["statusDetails"][0]["description"] == "Sync failed: parent unreachable"
+    assert sites["ship02"]["connectedRegistry"] == "ship02" and sites["ship02"]["version"] == "0.9.0"
+    assert sites["ship02"]["connectionState"] == "Offline" and sites["ship04"]["activation"] == "Inactive"
+    assert [o["connectedRegistry"] for o in report["orphans"]] == ["oldship99"]
+    assert [u["stack"] for u in report["undeployedStacks"]] == ["ship07"]
+    (unreadable,) = report["unreadableRegistries"]
+    assert unreadable["registry"] == "rg-edge/brokenedge" and unreadable["stacks"] == ["ship08"]
+    assert unreadable["error"].startswith("HTTP 403 AuthorizationFailed")
+    assert report["summary"]["flaggedSites"] == 5 and report["flagged"] is True
+
+
+def test_one_paged_list_per_registry_never_a_call_per_site(tmp_path: Path, arm: ArmServer,
+                                                           arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    code, _out, err = run("--project-dir", str(make_project(tmp_path, arm)), "--json")
+    assert code == 1
+    contoso = [r for r in arm.requests if "/registries/contosoedge/" in r.path]
+    assert [r.path.rsplit("/", 1)[-1] for r in contoso] == ["connectedRegistries"] * 2 + ["tokens"] * 4
+    assert all(r.method == "GET" and r.query["api-version"] == "2025-11-01" for r in contoso)
+    # The second page was asked for through nextLink.
+    assert [r.query.get("$skipToken") for r in contoso] == [None, "4", None, "4", "8", "12"]
+    assert all(r.headers["Authorization"] == f"Bearer {FAKE_BEARER}" for r in arm.requests)
+    # The broken registry was tried once (403 is not retried) and named in the report.
+    assert [r.path.rsplit("/", 1)[-1] for r in arm.requests if "/brokenedge/" in r.path] == ["connectedRegistries"]
+    # Progress on stderr, page by page.
+    assert "listing registry 1/2 rg-edge/brokenedge" in err
+    assert "listing registry 2/2 rg-edge/contosoedge: connected registries, page 2" in err
+    assert "rg-edge/contosoedge: tokens, page 4" in err
+
+
+def test_a_429_is_retried_after_its_retry_after(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    arm.state.throttle_lists = 1
+    arm.state.retry_after = "1"
+    code, out, _err = run("--project-dir", str(make_project(tmp_path, arm, ["ship01", "ship02"])), "--json")
+    assert code == 1  # ship02 is offline
+    first, second = arm.requests[:2]
+    assert first.path == second.path and first.path.endswith("/connectedRegistries")
+    assert second.received - first.received >= 0.95  # waited for Retry-After
+    assert {s["stack"] for s in json.loads(out)["sites"]} == {"ship01", "ship02"}
+
+
+def test_throttling_is_bounded_and_ends_as_an_unreadable_registry(tmp_path: Path, arm: ArmServer,
+                                                                   arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    arm.state.throttle_lists = 100
+    arm.state.retry_after = "3600"
+    started = time.monotonic()
+    code, out, _err = run("--project-dir", str(make_project(tmp_path, arm, ["ship01"])), "--json",
+                          "--max-retry-wait", "0.1")
+    assert time.monotonic() - started < 20
+    assert code == 1
+    (unreadable,) = json.loads(out)["unreadableRegistries"]
+    assert unreadable["error"].startswith("HTTP 429 TooManyRequests") and unreadable["stacks"] == ["ship01"]
+    assert len(arm.requests) == 4  # DEFAULT_RETRY_TOTAL requests, then it gives up
+
+
+def test_a_healthy_fleet_exits_zero_and_the_table_is_plain_off_a_tty(tmp_path: Path, arm: ArmServer,
+                                                                     arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    code, out, _err = run("--project-dir", str(make_project(tmp_path, arm, ["ship01", "ship07"])))
+    assert code == 0  # ship01 is fine; an undeployed stack and an orphan are listed, not flagged
+    assert "\x1b[" not in out
+    row = next(line for line in out.splitlines() if "ship01" in line and "rg-edge/contosoedge" in line)
+    assert "Online" in row and "Active" in row and "ok" in row and "20h" in row
+    assert "ship07: rg-edge/contosoedge/ship07" in out
+    assert "rg-edge/contosoedge/oldship99" in out
+    assert "1 site(s), 0 flagged" in out
+
+
+def test_the_table_colors_flagged_sites_when_asked(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    code, out, _err = run("--project-dir", str(make_project(tmp_path, arm, ["ship01", "ship02"])), "--color", "always")
+    assert code == 1
+    assert "\x1b[1;31moffline" in out and "\x1b[32mok" in out
+
+
+def test_a_wrong_token_makes_the_registry_a_line_not_a_crash(tmp_path: Path, arm: ArmServer,
+                                                             arm_env: dict[str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    monkeypatch.setenv("EDGE_REGISTRY_ARM_TOKEN", "expired-token")
+    code, out, _err = run("--project-dir", str(make_project(tmp_path, arm, ["ship01"])))
+    assert code == 1
+    assert "Unreadable registries" in out and "HTTP 401" in out and "ship01" in out
+    assert "expired-token" not in out
+
+
+def test_an_invalid_stack_file_is_reported_by_key_and_the_rest_is_still_checked(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]
+) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    project = make_project(tmp_path, arm, ["ship01"])
+    bad = (project / "Pulumi.ship01.yaml").read_text().replace('"0 3 * * *"', '"every day"')
+    (project / "Pulumi.ship09.yaml").write_text(bad.replace("ship01", "ship09"))
+    code, out, err = run("--project-dir", str(project), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert [s["stack"] for s in report["sites"]] == ["ship01"]
+    (invalid,) = report["invalidStacks"]
+    assert invalid["stack"] == "ship09" and any(p.startswith("edge-registry:syncSchedule:") for p in invalid["problems"])
+    assert "Pulumi.ship09.yaml: edge-registry:syncSchedule:" in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    code, _out, err = run("--project-dir", str(tmp_path))
+    assert code == 2 and "no Pulumi.yaml" in err
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    code, _out, err = run("--project-dir", str(tmp_path))
+    assert code == 2 and "no Pulumi.<site>.yaml" in err
+    with pytest.raises(SystemExit) as exit_info:
+        run("--stale-after", "0")
+    assert exit_info.value.code == 2
+
+
+def test_the_command_line_end_to_end(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
+    """`python -m components.fleet status` in a subprocess: exit code, JSON on stdout, HTML file."""
+    fleet_arm_state(arm, datetime.now(UTC))
+    project = make_project(tmp_path, arm)
+    page = tmp_path / "fleet.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "components.fleet", "status", "--project-dir", str(project), "--json",
+         "--html", str(page)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
+    )
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["summary"]["flaggedSites"] == 5
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "ship05" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
+    assert "https://" not in html.replace(arm.base_url, "")
+
+
+def test_the_listing_client_uses_the_clouds_scope_and_the_given_credential(arm: ArmServer) -> None:
+    credential = FakeCredential()
+    registry = RegistryRef(arm.base_url, SUB, "rg-edge", "contosoedge")
+    fleet_arm_state(arm, datetime.now(UTC))
+    with FleetListingClient(credential, connection_verify=arm.ca_pem) as client:
+        listing = client.list_registry(registry)
+        assert listing.error is None and len(listing.connected_registries) == 7 and len(listing.tokens) == 14
+        assert credential.scopes[0] == (f"{arm.base_url}/.default",)
+        # Sovereign clouds: the audience azure-mgmt-core maps, not "<endpoint>/.default".
+        usgov = RegistryRef("https://management.usgovcloudapi.net", SUB, "rg", "r")
+        assert client._client(usgov)._config.credential_scopes == ["https://management.core.usgovcloudapi.net/.default"]
+
+
+def test_the_bearer_credential_hands_out_the_token_as_is() -> None:
+    assert StaticBearerCredential("abc").get_token("https://management.azure.com/.default").token == "abc"
