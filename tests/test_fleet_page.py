@@ -31,7 +31,8 @@ HOSTILE = "HTTP 403 Forbidden: </script><script>console.error('injected')</scrip
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    # Debian's package is `chromium`; Ubuntu images (GitHub runners) ship Google Chrome instead.
+    found = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if found is None:
         if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
             pytest.fail("chromium is not installed (.ci/run installs it); EDGE_REGISTRY_REQUIRE_SERVERS is set")

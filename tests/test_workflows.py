@@ -325,3 +325,57 @@ def test_decommission_refuses_unless_the_site_name_is_typed_again(tmp_path: Path
     # Typed twice, but no such site.
     assert confirm("ship02", "ship02").returncode == 1
     assert confirm("../x", "../x").returncode == 1
+
+
+# --- fleet status --------------------------------------------------------------------------------
+
+def test_fleet_status_runs_daily_logs_in_with_oidc_and_keeps_the_page() -> None:
+    fleet = workflow("fleet-status.yml")
+    assert "cron" in fleet["on"]["schedule"][0] and "workflow_dispatch" in fleet["on"]
+    job = fleet["jobs"]["status"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    (login,) = uses(job, "azure/login")
+    assert login["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"
+    (upload,) = uses(job, "actions/upload-artifact")
+    assert upload["if"] == "always()" and upload["with"]["path"] == "fleet-status.html"
+    names = [s.get("uses", "").split("@")[0] or s.get("name", "") for s in job["steps"]]
+    assert names.index("Check the settings and stack files the status needs") < names.index("azure/login")
+    assert names.index("azure/login") < names.index("Fleet status into the job summary")
+
+
+def test_fleet_status_refuses_to_run_without_its_settings_or_stack_files(tmp_path: Path) -> None:
+    check = step(workflow("fleet-status.yml")["jobs"]["status"], "Check the settings")["run"]
+    settings = {"AZURE_CLIENT_ID": "app", "AZURE_TENANT_ID": "tenant", "AZURE_SUBSCRIPTION_ID": "sub"}
+    no_stacks = run_script(check, tmp_path, settings)
+    assert no_stacks.returncode == 1 and "no Pulumi.<site>.yaml" in no_stacks.stdout
+    (tmp_path / "Pulumi.ship01.yaml").write_text("config: {}\n")
+    assert run_script(check, tmp_path, settings).returncode == 0
+    missing = run_script(check, tmp_path, {**settings, "AZURE_TENANT_ID": ""})
+    assert missing.returncode == 1 and "AZURE_TENANT_ID" in missing.stdout and "AZURE_CLIENT_ID" not in missing.stdout
+
+
+@pytest.mark.parametrize(("exit_code", "annotation"), [(0, None), (1, "a site is flagged"), (3, "failed (exit 3)")])
+def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
+    tmp_path: Path, exit_code: int, annotation: str | None
+) -> None:
+    script = step(workflow("fleet-status.yml")["jobs"]["status"], "job summary")["run"]
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    fake = tmp_path / "venv" / "bin" / "python"
+    fake.write_text(
+        "#!/bin/sh\n# python -m components.fleet status ... --html FILE\n"
+        'echo "$@" > args.txt\n'
+        "echo '| ship02 | Offline | offline |'\n"
+        f"exit {exit_code}\n"
+    )
+    fake.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    result = run_script(script, tmp_path, {"GITHUB_STEP_SUMMARY": str(summary), "STALE_AFTER": "3"})
+    assert result.returncode == exit_code
+    assert "```text\n| ship02 | Offline | offline |\n```" in summary.read_text()
+    args = (tmp_path / "args.txt").read_text().split()
+    assert args[:3] == ["-m", "components.fleet", "status"]
+    assert args[args.index("--html") + 1] == "fleet-status.html" and args[args.index("--stale-after") + 1] == "3"
+    if annotation is None:
+        assert "::error" not in result.stdout
+    else:
+        assert "::error" in result.stdout and annotation in result.stdout
