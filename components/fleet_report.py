@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import isodate
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -157,11 +158,9 @@ def _verdict(site: SiteStatus) -> Text:
 def render_table(report: FleetReport, out: IO[str], color: bool | None = None) -> None:
     """The terminal table: colored when ``out`` is a TTY (or ``color`` is True), plain otherwise."""
     tty = out.isatty() if color is None else color
-    # Off a TTY the width is unknown (CI logs, the job summary): never wrap cells there.
-    console = Console(file=out, force_terminal=tty, no_color=not tty, width=None if out.isatty() else 250,
-                      highlight=False, soft_wrap=False)
+    # soft_wrap: long lines (an ARM error message) are left to the terminal, never cut or broken.
+    console = Console(file=out, force_terminal=tty, no_color=not tty, highlight=False, soft_wrap=True)
     now = report.generated_at
-    console.print(f"Fleet status at {_iso(now)}: stale after {report.stale_windows} missed sync windows")
     table = Table()
     for column in ("stack", "connected registry", "registry", "state", "activation", "last sync",
                    "windows missed", "version", "nearest password expiry", "verdict"):
@@ -172,6 +171,9 @@ def render_table(report: FleetReport, out: IO[str], color: bool | None = None) -
             site.observed.activation or "-", _age(site), _windows(site),
             site.observed.version or "-", _expiry(site, now), _verdict(site),
         )
+    # A narrow terminal wraps long lines rather than rich truncating the cells: data is never cut.
+    console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
+    console.print(f"Fleet status at {_iso(now)}: stale after {report.stale_windows} missed sync windows")
     console.print(table)
     for site in report.sites:
         for detail in site.observed.status_details:

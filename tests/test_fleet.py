@@ -380,6 +380,34 @@ def test_the_table_colors_flagged_sites_when_asked(tmp_path: Path, arm: ArmServe
     assert "\x1b[1;31moffline" in out and "\x1b[32mok" in out
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_tty_the_table_is_colored_and_progress_rewrites_one_line(tmp_path: Path, arm: ArmServer,
+                                                                       arm_env: dict[str, str]) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    out, err = FakeTerminal(), FakeTerminal()
+    code = fleet.main(["status", "--project-dir", str(make_project(tmp_path, arm, ["ship02"]))], stdout=out, stderr=err)
+    assert code == 1
+    assert "\x1b[1;31moffline" in out.getvalue()
+    progress = err.getvalue()
+    assert "\n" not in progress and progress.count("\r\x1b[K") >= 4 and progress.endswith("\r\x1b[K")
+    assert "tokens, page 4" in progress
+
+
+def test_without_a_token_in_the_environment_DefaultAzureCredential_is_used() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    from components.fleet_listing import credential_from_environment
+
+    assert isinstance(credential_from_environment({}), DefaultAzureCredential)
+    assert isinstance(credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": " "}), DefaultAzureCredential)
+    token = credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": "abc\n"})
+    assert token.get_token("scope").token == "abc"
+
+
 def test_a_wrong_token_makes_the_registry_a_line_not_a_crash(tmp_path: Path, arm: ArmServer,
                                                              arm_env: dict[str, str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,6 +460,9 @@ def test_the_command_line_end_to_end(tmp_path: Path, arm: ArmServer, arm_env: di
     assert json.loads(result.stdout)["summary"]["flaggedSites"] == 5
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "ship05" in html
+    # The page embeds exactly the document --json printed: the table and the chart read it.
+    embedded = html.split('<script type="application/json" id="fleet-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded) == json.loads(result.stdout)
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
     assert "https://" not in html.replace(arm.base_url, "")
 
