@@ -174,7 +174,7 @@ def site_status(
         verdicts.append(Verdict.NOT_ACTIVATED)
 
     # What the connected registry was told (ARM) wins over a stack file change not yet deployed.
-    schedule = observed.schedule or declaration.sync_schedule
+    schedule = observed.schedule if observed.schedule and croniter.is_valid(observed.schedule) else declaration.sync_schedule
     window = observed.sync_window or declaration.sync_window
     age = missed = threshold = None
     if observed.last_sync is None:

@@ -148,6 +148,9 @@ def test_the_schedule_ARM_reports_wins_over_the_stack_file() -> None:
     assert site_status(declaration(schedule=HOURLY), daily_in_arm, {}, now).verdicts == ()
     nothing_in_arm = observed(last_sync=last, schedule=None, window=None)
     assert site_status(declaration(schedule=HOURLY), nothing_in_arm, {}, now).verdicts == (Verdict.STALE,)
+    # A schedule ARM reports that cron cannot parse falls back to the stack file's, never a crash.
+    garbled = observed(last_sync=last, schedule="every day", window=timedelta(hours=2))
+    assert site_status(declaration(schedule=HOURLY), garbled, {}, now).schedule == HOURLY
 
 
 def test_nearest_password_expiry_over_the_sync_and_client_tokens() -> None:
