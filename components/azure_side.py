@@ -137,7 +137,9 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 token_name=token_name,
                 token_id=token.id,
                 expiry_days=site.password_expiry_days,
-                rotate_before_days=site.password_rotate_before_days,
+                # Cloud-only: no rotation starts, as the edge cannot take the new password
+                # (components/cloud_only.py); 0 still replaces a password that has expired.
+                rotate_before_days=0 if site.cloud_only else site.password_rotate_before_days,
                 arm_endpoint=site.arm_endpoint,
                 opts=child,
             )

@@ -30,6 +30,10 @@ PROJECT = "edge-registry"
 
 #: Config keys whose values are secrets: never printed, always wrapped in ``Output.secret``.
 SECRET_KEYS = frozenset({"kubeconfig", "sshPrivateKey"})
+#: Keys that may be set with ``--secret``: the secret ones and ``chartValues``, whose secret
+#: leaves (``--secret --path chartValues.x``) stay secrets in the Helm values. Every other key
+#: ends up in resource names, ids, commands or plain outputs, so a secret there is refused.
+SECRET_CAPABLE_KEYS = SECRET_KEYS | {"chartValues"}
 
 #: The values the program sets on the Helm chart itself; ``chartValues`` may not override them.
 MANAGED_CHART_VALUES = frozenset(
@@ -198,6 +202,13 @@ class SiteConfig(_Model):
     arm_endpoint: str = Field(
         "https://management.azure.com", alias="armEndpoint",
         description="Azure Resource Manager endpoint (sovereign clouds differ).",
+    )
+
+    # --- operations ---
+    cloud_only: bool = Field(
+        False, alias="cloudOnly",
+        description="Apply Azure-side changes only: cluster and nodes are unreachable; edge resources are "
+        "kept as they are and completed by the next run without it (docs/runbooks.md).",
     )
 
     # --- cluster and Helm chart ---
@@ -509,6 +520,13 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     rotate, expiry = _int_or_none(values.get("password_rotate_before_days")), _int_or_none(values.get("password_expiry_days"))
     if rotate is not None and expiry is not None and rotate >= expiry:
         problems.append(("passwordRotateBeforeDays", f"{rotate} must be less than passwordExpiryDays ({expiry})"))
+    if _truthy(values.get("cloud_only")) and values.get("service_cluster_ip") is None:
+        problems.append((
+            "cloudOnly",
+            "needs serviceClusterIP: the registry endpoint cannot be read from an unreachable cluster; "
+            "set serviceClusterIP to the Service's current ClusterIP (the host of "
+            "`pulumi stack output registryEndpoint`)",
+        ))
     has_content, has_path = values.get("kubeconfig") is not None, values.get("kubeconfig_path") is not None
     if has_content and has_path:
         problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both"))
@@ -565,14 +583,16 @@ _ALIASES = {name: (field.alias or name) for name, field in SiteConfig.model_fiel
 _NODE_ALIASES = {name: (field.alias or name) for name, field in NodeConfig.model_fields.items()}
 
 
-def _describe(value: Any, key: str) -> str:
-    if key in SECRET_KEYS:
+def _describe(value: Any, key: str, secret_keys: frozenset[str] = frozenset()) -> str:
+    if key in SECRET_KEYS or key in secret_keys:
         return "[secret]"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+def _format_errors(
+    error: ValidationError, raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()
+) -> list[str]:
     problems: list[str] = []
     for item in error.errors():
         loc = list(item["loc"])
@@ -602,16 +622,19 @@ def _format_errors(error: ValidationError, raw: Mapping[str, Any]) -> list[str]:
         expected = message
         if item["type"] == "literal_error":
             expected = message.replace("Input should be", "expected")
-        problems.append(f"{_key(path)}: {_describe(value, top)} is invalid: {expected}")
+        problems.append(f"{_key(path)}: {_describe(value, top, secret_keys)} is invalid: {expected}")
     return problems
 
 
-def parse_site_config(raw: Mapping[str, Any]) -> SiteConfig:
-    """Validate a stack's config (keys without the project prefix) or raise :class:`ConfigError`."""
+def parse_site_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> SiteConfig:
+    """Validate a stack's config (keys without the project prefix) or raise :class:`ConfigError`.
+
+    Values of ``secret_keys`` (and :data:`SECRET_KEYS`) are never echoed in a message.
+    """
     try:
         return SiteConfig.model_validate(dict(raw))
     except ValidationError as error:
-        problems = _format_errors(error, raw)
+        problems = _format_errors(error, raw, secret_keys)
     # Field errors stop pydantic before the cross-field rules: run them on the raw values.
     by_name = {name: raw.get(alias, SiteConfig.model_fields[name].get_default(call_default_factory=True))
                for name, alias in _ALIASES.items()}
@@ -635,7 +658,9 @@ _OPTIONAL_FIELDS = frozenset(
 )
 
 
-def decode_raw_config(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def decode_raw_config(
+    values: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], list[str]]:
     """Turn Pulumi's config strings (arrays and objects arrive as JSON) into Python values."""
     import json
 
@@ -650,18 +675,32 @@ def decode_raw_config(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[s
                 decoded[key] = json.loads(value)
             except json.JSONDecodeError:
                 kind = "an object" if key == "chartValues" else "a list"
-                problems.append(f"{_key(key)}: {_describe(value, key)} is invalid: expected {kind}")
+                problems.append(f"{_key(key)}: {_describe(value, key, secret_keys)} is invalid: expected {kind}")
                 continue
         else:
             decoded[key] = value
     return decoded, problems
 
 
-def load_site_config(values: Mapping[str, Any]) -> SiteConfig:
-    """Validate config as Pulumi supplies it (strings, JSON for arrays/objects); all problems at once."""
-    decoded, problems = decode_raw_config(values)
+def secret_key_problems(secret_keys: frozenset[str]) -> list[str]:
+    """Keys set with ``--secret`` whose values the program cannot keep secret."""
+    return [
+        f"{_key(key)}: is set as a secret, but only {', '.join(sorted(SECRET_CAPABLE_KEYS))} stay secret "
+        "(this value goes into resource names, commands or plain outputs): set it without --secret"
+        for key in sorted(secret_keys - SECRET_CAPABLE_KEYS)
+    ]
+
+
+def load_site_config(values: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> SiteConfig:
+    """Validate config as Pulumi supplies it (strings, JSON for arrays/objects); all problems at once.
+
+    ``secret_keys``: the keys Pulumi marked secret; their values are never echoed, and a secret
+    the program could not keep secret is a problem.
+    """
+    decoded, problems = decode_raw_config(values, secret_keys)
+    problems = secret_key_problems(secret_keys) + problems
     try:
-        site = parse_site_config(decoded)
+        site = parse_site_config(decoded, secret_keys)
     except ConfigError as error:
         raise ConfigError(problems + error.problems) from None
     if problems:

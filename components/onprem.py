@@ -6,7 +6,6 @@ Replaces the manual procedure's `kubectl create namespace … | kubectl apply`, 
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,13 +36,22 @@ def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
     Nested mappings merge key by key (like Helm's own `-f a.yaml -f b.yaml`), so a passthrough
     `sync.foo` survives next to the program's `sync.chunkSizeInMb`.
     """
-    merged: dict[str, Any] = copy.deepcopy(dict(base))
+    # New containers, same leaves: a leaf may be a secret Output, which must not be deep-copied.
+    merged: dict[str, Any] = {k: _copy_tree(v) for k, v in base.items()}
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = merge_values(merged[key], value)
         else:
             merged[key] = value
     return merged
+
+
+def _copy_tree(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    return value
 
 
 @dataclass(kw_only=True)

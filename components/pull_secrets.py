@@ -79,6 +79,10 @@ class PullSecretsArgs:
     create_namespaces: bool = False
     #: Add the secret to each namespace's `default` ServiceAccount `imagePullSecrets`.
     patch_default_service_account: bool = False
+    #: Read each `default` ServiceAccount to keep its other pull secrets. False only when the
+    #: cluster cannot be reached and the patches are held (components/cloud_only.py): the patch
+    #: then declares just this secret, an input the held resource ignores.
+    read_service_accounts: bool = True
 
 
 class PullSecrets(pulumi.ComponentResource):
@@ -130,7 +134,7 @@ class PullSecrets(pulumi.ComponentResource):
 
             if args.patch_default_service_account:
                 self._reference_from_default_service_account(
-                    name, namespace, args.secret_name, secret, created, k8s_opts
+                    name, namespace, args.secret_name, secret, created, k8s_opts, args.read_service_accounts
                 )
 
         self.register_outputs({"secret_names": self.secret_names})
@@ -143,6 +147,7 @@ class PullSecrets(pulumi.ComponentResource):
         secret: k8s.core.v1.Secret,
         created: k8s.core.v1.Namespace | None,
         k8s_opts: pulumi.ResourceOptions,
+        read_live: bool = True,
     ) -> None:
         """Add `secret_name` to the `default` ServiceAccount's imagePullSecrets, keeping the others.
 
@@ -154,20 +159,12 @@ class PullSecrets(pulumi.ComponentResource):
         may belong to another field manager (kubectl, an operator); nothing is lost because the
         applied value contains every entry that was there.
         """
-        sa_id: pulumi.Input[str] = f"{namespace}/{DEFAULT_SERVICE_ACCOUNT}"
-        if created is not None:
-            # Keyed on the uid, which is unknown until the namespace exists, so a preview that
-            # creates the namespace does not try to read a ServiceAccount that is not there yet.
-            sa_id = pulumi.Output.all(created.metadata.name, created.metadata.uid).apply(
-                lambda parts: f"{parts[0]}/{DEFAULT_SERVICE_ACCOUNT}"
-            )
-        live = k8s.core.v1.ServiceAccount.get(f"{name}-{namespace}-default-sa-live", sa_id, opts=k8s_opts)
-        refs = live.image_pull_secrets.apply(
-            lambda existing: [
-                k8s.core.v1.LocalObjectReferencePatchArgs(name=ref["name"])
-                for ref in merged_pull_secret_refs(existing, secret_name)
-            ]
-        )
+        refs: pulumi.Input[list[k8s.core.v1.LocalObjectReferencePatchArgs]]
+        if not read_live:
+            refs = [k8s.core.v1.LocalObjectReferencePatchArgs(name=ref["name"])
+                    for ref in merged_pull_secret_refs([], secret_name)]
+        else:
+            refs = self._live_refs(name, namespace, secret_name, created, k8s_opts)
         k8s.core.v1.ServiceAccountPatch(
             f"{name}-{namespace}-default-sa",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
@@ -183,3 +180,28 @@ class PullSecrets(pulumi.ComponentResource):
                 k8s_opts, pulumi.ResourceOptions(depends_on=[secret], retain_on_delete=True)
             ),
         )
+
+    @staticmethod
+    def _live_refs(
+        name: str,
+        namespace: str,
+        secret_name: str,
+        created: k8s.core.v1.Namespace | None,
+        k8s_opts: pulumi.ResourceOptions,
+    ) -> pulumi.Output[list[k8s.core.v1.LocalObjectReferencePatchArgs]]:
+        """The live `default` ServiceAccount's imagePullSecrets with `secret_name` added."""
+        sa_id: pulumi.Input[str] = f"{namespace}/{DEFAULT_SERVICE_ACCOUNT}"
+        if created is not None:
+            # Keyed on the uid, which is unknown until the namespace exists, so a preview that
+            # creates the namespace does not try to read a ServiceAccount that is not there yet.
+            sa_id = pulumi.Output.all(created.metadata.name, created.metadata.uid).apply(
+                lambda parts: f"{parts[0]}/{DEFAULT_SERVICE_ACCOUNT}"
+            )
+        live = k8s.core.v1.ServiceAccount.get(f"{name}-{namespace}-default-sa-live", sa_id, opts=k8s_opts)
+        refs = live.image_pull_secrets.apply(
+            lambda existing: [
+                k8s.core.v1.LocalObjectReferencePatchArgs(name=ref["name"])
+                for ref in merged_pull_secret_refs(existing, secret_name)
+            ]
+        )
+        return refs

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 from components.config import PROJECT, ConfigError, placeholder
+from components.stack_config import is_secure_leaf, secure_leaf_paths
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -163,9 +164,14 @@ def load_stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], li
             secret_keys.append(full)
     for key, value in (stack_doc.get("config") or {}).items():
         full = key if ":" in key else f"{name}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if is_secure_leaf(value):
             # Cannot be decrypted offline: a placeholder stands in, still a secret.
             config[full] = placeholder(full.split(":", 1)[1])
+            secret_keys.append(full)
+        elif leaves := secure_leaf_paths(value):
+            # `--secret --path key.x`: the engine marks the whole key secret and decrypts the
+            # leaves in place; here each secure leaf becomes a placeholder.
+            config[full] = _config_string(_with_placeholders(full.split(":", 1)[1], value, leaves))
             secret_keys.append(full)
         else:
             config[full] = _config_string(value)
@@ -184,6 +190,20 @@ def load_stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], li
                 secret_keys.append(f"{name}:{key}")
                 notes.append(f"note: {name}:{key} is not set in {stack_file.name}; rendered with a placeholder")
     return config, sorted(set(secret_keys)), notes
+
+
+def _with_placeholders(key: str, value: Any, leaves: Sequence[tuple[str | int, ...]]) -> Any:
+    """``value`` with each secure leaf replaced by the placeholder naming its path."""
+    def walk(item: Any, at: tuple[str | int, ...]) -> Any:
+        if at in leaves:
+            return placeholder(key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at))
+        if isinstance(item, dict):
+            return {k: walk(v, (*at, str(k))) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v, (*at, i)) for i, v in enumerate(item)]
+        return item
+
+    return walk(value, ())
 
 
 def known_stacks(project_dir: Path) -> list[str]:
@@ -402,7 +422,7 @@ def render_stack(
     chosen_catalog = catalog or default_catalog(repositories if isinstance(repositories, list) else [])
     # A fresh context: the SDK keeps its settings in context variables, so renders don't leak.
     return contextvars.Context().run(
-        _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview
+        _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview, Path(project_dir)
     )
 
 
@@ -414,6 +434,7 @@ def _render_in_context(
     catalog: Callable[[str], Sequence[str]],
     fakes: CloudFakes,
     preview: bool,
+    project_dir: Path,
 ) -> RenderResult:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
@@ -422,6 +443,7 @@ def _render_in_context(
 
     from components import node_mirror
     from components import site as site_module
+    from components.stack_config import read_stack_config
 
     # Node reads are re-run on every `pulumi up` via a per-run trigger; a fixed one here keeps
     # renders reproducible.
@@ -438,7 +460,10 @@ def _render_in_context(
     holder: dict[str, Any] = {}
 
     def program() -> None:
-        holder["site"] = site_module.build(site_module.read_pulumi_config(), catalog)
+        # As `pulumi up` does: values through pulumi.Config, secret keys as the engine marks them
+        # (set_all_config above), secret leaves from the stack file.
+        stack_config = read_stack_config(project_dir)
+        holder["site"] = site_module.build(stack_config.values, catalog, secrets=stack_config)
 
     _sync_await(run_pulumi_func(program))
     outputs: dict[str, Any] = {}

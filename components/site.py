@@ -13,6 +13,7 @@ import pulumi
 import yaml
 
 from components import acr
+from components.cloud_only import HELD_NOTE, edge_options
 from components.azure_side import AzureConnectedRegistry, RegistryNotSuitable, look_up_parent_registry
 from components.catalog import CatalogSource, azure_catalog
 from components.config import (
@@ -25,18 +26,13 @@ from components.config import (
 from components.node_mirror import NodeMirror, NodeMirrorArgs
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
+from components.stack_config import StackConfig, hide_leaves, read_stack_config
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """Every ``edge-registry:*`` value the engine passed, keyed without the project prefix."""
-    from pulumi.runtime import config as runtime_config
-
-    values: dict[str, Any] = {}
-    for source in (runtime_config.get_config_env(), runtime_config.CONFIG.get()):
-        for key, value in source.items():
-            if key.startswith(f"{PROJECT}:"):
-                values[key.split(":", 1)[1]] = value
-    return values
+    """Every ``edge-registry:*`` value the engine passed, keyed without the project prefix
+    (through ``pulumi.Config``; :func:`components.stack_config.read_stack_config` adds secrecy)."""
+    return dict(read_stack_config().values)
 
 
 def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: str) -> list[str]:
@@ -60,9 +56,19 @@ class Site(pulumi.ComponentResource):
     """Everything one site (one stack) needs, in dependency order."""
 
     def __init__(
-        self, name: str, site: SiteConfig, catalog: CatalogSource, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        site: SiteConfig,
+        catalog: CatalogSource,
+        opts: pulumi.ResourceOptions | None = None,
+        secrets: StackConfig | None = None,
     ) -> None:
         super().__init__("edge-registry:index:Site", name, {}, opts)
+        secrets = secrets or StackConfig(values={})
+        if site.cloud_only:
+            pulumi.log.warn(HELD_NOTE, resource=self)
+        # Edge components: in a cloud-only run their resources keep their stored inputs.
+        edge = edge_options(site.cloud_only, pulumi.ResourceOptions(parent=self))
         try:
             parent_registry = look_up_parent_registry(site)
         except RegistryNotSuitable as error:
@@ -87,10 +93,13 @@ class Site(pulumi.ComponentResource):
                 storage_class_name=site.storage_class_name,
                 storage_request=site.storage_request,
                 service_cluster_ip=site.service_cluster_ip,
-                extra_values=dict(site.chart_values),
+                # Leaves set with `--secret --path chartValues.x` stay secrets in the values.
+                extra_values=hide_leaves(
+                    dict(site.chart_values), secrets.leaves_to_hide("chartValues", dict(site.chart_values))
+                ),
                 connection_string=self.azure.connection_string,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=edge,
         )
         # Removing or replacing the release deactivates the connected registry first, so the
         # next install never meets ALREADY_ACTIVATED.
@@ -111,8 +120,10 @@ class Site(pulumi.ComponentResource):
                 endpoint=self.onprem.endpoint,
                 username=self.azure.client_token_name,
                 password=self.azure.client_password,
+                # Reading the live ServiceAccounts needs the cluster.
+                read_service_accounts=not site.cloud_only,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=edge,
         )
 
         # Rolling: one node at a time, in config order, after the registry is serving.
@@ -139,7 +150,7 @@ class Site(pulumi.ComponentResource):
                     restart_timeout_seconds=site.node_restart_timeout_seconds,
                     service_manager="auto",
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
+                opts=pulumi.ResourceOptions.merge(edge, pulumi.ResourceOptions(depends_on=[previous])),
             )
             self.nodes.append(mirror)
             previous = mirror
@@ -186,12 +197,21 @@ def local_file_problems(site: SiteConfig) -> list[str]:
     return []
 
 
-def build(values: dict[str, Any], catalog: CatalogSource = azure_catalog, check_local_files: bool = False) -> Site:
-    """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError."""
-    site_config = load_site_config(values)
+def build(
+    values: dict[str, Any],
+    catalog: CatalogSource = azure_catalog,
+    check_local_files: bool = False,
+    secrets: StackConfig | None = None,
+) -> Site:
+    """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError.
+
+    ``secrets`` says which values are secrets (:func:`components.stack_config.read_stack_config`).
+    """
+    secret_keys = secrets.secret_keys if secrets is not None else frozenset()
+    site_config = load_site_config(values, secret_keys)
     if check_local_files and (problems := local_file_problems(site_config)):
         raise ConfigError(problems)
-    return Site(pulumi.get_stack(), site_config, catalog)
+    return Site(pulumi.get_stack(), site_config, catalog, secrets=secrets)
 
 
 def run(catalog: CatalogSource = azure_catalog) -> Site:
@@ -200,7 +220,9 @@ def run(catalog: CatalogSource = azure_catalog) -> Site:
     A config problem ends the run with every problem listed and no traceback.
     """
     try:
-        site = build(read_pulumi_config(), catalog, check_local_files=True)
+        # The working directory of a Pulumi program is the project directory.
+        stack = read_stack_config(Path.cwd())
+        site = build(stack.values, catalog, check_local_files=True, secrets=stack)
     except ConfigError as error:
         raise pulumi.RunError("invalid site configuration:\n" + "\n".join(error.problems)) from None
     for key, value in site_outputs(site).items():
