@@ -326,7 +326,6 @@ class _RecordingMonitor:
     """A MockMonitor that also records each registration's parent, dependencies and options."""
 
     def __new__(cls, mocks: _Mocks) -> Any:
-        from pulumi.runtime import rpc
         from pulumi.runtime.mocks import MockMonitor
 
         class Monitor(MockMonitor):
@@ -337,7 +336,7 @@ class _RecordingMonitor:
             def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
                 # `Resource.get`: the program reads an existing object (e.g. the chart's Service).
                 response = super().ReadResource(request)
-                inputs = rpc.deserialize_properties(request.properties, keep_unknowns=True)
+                inputs = _as_sent(request.properties)
                 self._record(request, response.urn, inputs, {"read": request.id}, custom=True)
                 return response
 
@@ -363,7 +362,7 @@ class _RecordingMonitor:
                 response = super().RegisterResource(request)
                 if request.type == "pulumi:pulumi:Stack":
                     return response
-                inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+                inputs = _as_sent(request.object)
                 if request.type.startswith("pulumi-python:dynamic"):
                     # The pickled provider is an implementation detail, not an input to review.
                     inputs.pop("__provider", None)
@@ -382,6 +381,15 @@ class _RecordingMonitor:
                 return response
 
         return Monitor()
+
+
+def _as_sent(struct: Any) -> dict[str, Any]:
+    """Properties as the SDK sent them: secrets stay wrapped where they are (a secret leaf inside
+    an object is that leaf only, as the engine sees it; the SDK's own deserializer would mark the
+    whole object secret)."""
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(struct)
 
 
 class _LogCapture(logging.Handler):

@@ -28,7 +28,7 @@ def test_release_gets_the_connection_string_as_a_secret(dev: RenderResult) -> No
     assert inputs["version"] == "0.2.0"
     assert (inputs["name"], inputs["namespace"]) == ("connected-registry", "connected-registry")
     assert inputs["values"]["connectionString"] == dev.outputs["connectionString"]
-    assert "values" in release.secret_paths
+    assert "values.connectionString" in release.secret_paths
     assert release.options.get("deleteBeforeReplace") is True
 
 
