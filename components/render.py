@@ -239,6 +239,8 @@ class CloudFakes:
     data_endpoint_enabled: bool = True
     cluster_ip: str | None = None
     node_state: Mapping[str, bytes | None] = field(default_factory=dict)
+    #: Varies the fake token passwords, as if Azure had issued new ones.
+    password_epoch: str = ""
 
 
 class _Mocks:
@@ -314,7 +316,7 @@ class _Mocks:
         state = dict(inputs)
         if "tokenId" in inputs or "token_id" in inputs:
             state.update(
-                value=f"fake{_digest('password', name)[:40]}",
+                value=f"fake{_digest('password', name, *filter(None, [self.fakes.password_epoch]))[:40]}",
                 slot="password1",
                 expiry="2030-01-01T00:00:00Z",
                 username=inputs.get("tokenName", inputs.get("token_name", "")),
