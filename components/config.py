@@ -252,6 +252,11 @@ class SiteConfig(_Model):
     # --- nodes ---
     nodes: tuple[NodeConfig, ...] = Field((), description="The k3s nodes to point at the mirror.")
     ssh_private_key: SecretStr | None = Field(None, alias="sshPrivateKey", description="SSH key (secret).")
+    ssh_agent: bool = Field(
+        False, alias="sshAgent",
+        description="Use the SSH agent of the machine running pulumi (`SSH_AUTH_SOCK`) instead of "
+        "sshPrivateKey: the key stays out of the stack's config and state.",
+    )
     node_restart_timeout_seconds: int = Field(
         120, alias="nodeRestartTimeoutSeconds", ge=10, le=1800,
         description="How long to wait for k3s to be active after a restart.",
@@ -541,10 +546,14 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     dupes = sorted({str(h) for h in hosts if h is not None and hosts.count(h) > 1})
     if dupes:
         problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}"))
-    if any(not _truthy(field(n, "gone")) for n in nodes) and values.get("ssh_private_key") is None:
+    agent = _truthy(values.get("ssh_agent"))
+    if any(not _truthy(field(n, "gone")) for n in nodes) and values.get("ssh_private_key") is None and not agent:
         problems.append(
-            ("sshPrivateKey", "required when nodes are configured: pulumi config set --secret sshPrivateKey < key")
+            ("sshPrivateKey", "required when nodes are configured: pulumi config set --secret sshPrivateKey < key"
+             " (or sshAgent: true)")
         )
+    if agent and values.get("ssh_private_key") is not None:
+        problems.append(("sshAgent", "set either sshAgent or sshPrivateKey, not both"))
     http = values.get("http_enabled", True)
     if (values.get("mirror_ca_file") or _truthy(values.get("mirror_insecure_skip_verify"))) and (
         http is True or _truthy(http)

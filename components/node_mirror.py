@@ -108,7 +108,10 @@ class NodeMirrorArgs:
     insecure_skip_verify: bool = False
     """Skip TLS verification of the endpoint."""
     ssh_private_key: pulumi.Input[str] | None = None
-    """SSH private key (a secret Output); may be None only for a gone node."""
+    """SSH private key (a secret Output); may be None only for a gone node or with ``ssh_agent``."""
+    ssh_agent: bool = False
+    """Authenticate with the SSH agent at ``$SSH_AUTH_SOCK`` of the machine running pulumi
+    (pulumi-command's default when no key is given): no key in the resource's inputs or state."""
     restart_timeout_seconds: int = 120
     """How long to wait for the unit to be active after a restart."""
     service_manager: Literal["systemd", "openrc", "auto"] = "auto"
@@ -132,8 +135,10 @@ class NodeMirrorArgs:
             problems.append(f"service_manager {self.service_manager!r} is not systemd, openrc or auto")
         if not 1 <= self.restart_timeout_seconds <= 86400:
             problems.append(f"restart_timeout_seconds {self.restart_timeout_seconds} is not 1-86400")
-        if not self.gone and self.ssh_private_key is None:
-            problems.append("ssh_private_key is required for a node that is not gone")
+        if not self.gone and not self.ssh_agent and self.ssh_private_key is None:
+            problems.append("ssh_private_key is required for a node that is not gone (or ssh_agent)")
+        if self.ssh_agent and self.ssh_private_key is not None:
+            problems.append("ssh_private_key and ssh_agent exclude each other")
         if problems:
             raise ValueError(f"node {self.host}: " + "; ".join(problems))
 

@@ -146,7 +146,11 @@ class Site(pulumi.ComponentResource):
                     scheme=site.scheme,
                     ca_file=site.mirror_ca_file,
                     insecure_skip_verify=site.mirror_insecure_skip_verify,
-                    ssh_private_key=ssh_key if ssh_key is not None else pulumi.Output.secret(""),
+                    # With sshAgent no key: pulumi-command uses the agent at $SSH_AUTH_SOCK.
+                    ssh_private_key=None if site.ssh_agent else (
+                        ssh_key if ssh_key is not None else pulumi.Output.secret("")
+                    ),
+                    ssh_agent=site.ssh_agent,
                     restart_timeout_seconds=site.node_restart_timeout_seconds,
                     service_manager="auto",
                 ),
