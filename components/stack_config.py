@@ -40,15 +40,28 @@ class StackConfig:
     secret_keys: frozenset[str] = frozenset()
     #: For secret object keys: the leaves set with ``--secret`` (absent: every leaf is secret).
     secret_leaves: Mapping[str, tuple[LeafPath, ...]] = field(default_factory=dict)
+    #: For secret object keys: the value as written in the stack file, ``{secure: ...}`` leaves
+    #: included; checked against the value the engine passed before its leaves are trusted.
+    stack_file_values: Mapping[str, Any] = field(default_factory=dict)
 
     def is_secret(self, key: str) -> bool:
         """Whether ``key``'s value (or part of it) is a secret."""
         return key in self.secret_keys
 
     def leaves_to_hide(self, key: str, value: Any) -> list[LeafPath]:
-        """The leaves of object ``value`` (config ``key``) that must be secrets."""
+        """The leaves of object ``value`` (config ``key``) that must be secrets.
+
+        The stack file's secure leaves are trusted only when the rest of the file's value equals
+        ``value`` (the file is the one the engine read); otherwise every leaf is secret.
+        """
         if key not in self.secret_keys:
             return []
+        if key in self.stack_file_values:
+            written = self.stack_file_values[key]
+            paths = secure_leaf_paths(written)
+            if paths and matches_stack_file(written, value):
+                return paths
+            return leaf_paths(value)
         known = self.secret_leaves.get(key)
         return list(known) if known else leaf_paths(value)
 
@@ -94,21 +107,41 @@ def secure_leaf_paths(value: Any, prefix: LeafPath = ()) -> list[LeafPath]:
     return []
 
 
-def stack_file_secret_leaves(project_dir: Path, stack: str) -> dict[str, tuple[LeafPath, ...]]:
-    """Per project key, the secure leaves nested in it in ``Pulumi.<stack>.yaml`` (if readable)."""
+def matches_stack_file(written: Any, value: Any) -> bool:
+    """Whether ``value`` (as the engine passed it) is ``written`` (as in the stack file) with its
+    secure leaves decrypted: same structure, same plain leaves."""
+    if is_secure_leaf(written):
+        return not isinstance(value, (Mapping, list))
+    if isinstance(written, Mapping):
+        return isinstance(value, Mapping) and set(map(str, written)) == set(map(str, value)) and all(
+            matches_stack_file(v, value[str(k)]) for k, v in written.items()
+        )
+    if isinstance(written, list):
+        return isinstance(value, list) and len(written) == len(value) and all(
+            matches_stack_file(w, v) for w, v in zip(written, value, strict=True)
+        )
+    return bool(written == value)
+
+
+def stack_file_objects(project_dir: Path, stack: str) -> dict[str, Any]:
+    """Per project key, the object values of ``Pulumi.<stack>.yaml`` that hold secure leaves."""
     try:
         document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
-    found: dict[str, tuple[LeafPath, ...]] = {}
+    found: dict[str, Any] = {}
     for key, value in (document.get("config") or {}).items() if isinstance(document, dict) else ():
         name = key if ":" in str(key) else f"{PROJECT}:{key}"
         if not str(name).startswith(f"{PROJECT}:") or is_secure_leaf(value):
             continue  # a whole secure value: every leaf is secret, the default
-        paths = secure_leaf_paths(value)
-        if paths:
-            found[str(name).split(":", 1)[1]] = tuple(paths)
+        if secure_leaf_paths(value):
+            found[str(name).split(":", 1)[1]] = value
     return found
+
+
+def stack_file_secret_leaves(project_dir: Path, stack: str) -> dict[str, tuple[LeafPath, ...]]:
+    """Per project key, the secure leaves nested in it in ``Pulumi.<stack>.yaml`` (if readable)."""
+    return {k: tuple(secure_leaf_paths(v)) for k, v in stack_file_objects(project_dir, stack).items()}
 
 
 def read_stack_config(project_dir: Path | None = None) -> StackConfig:
@@ -120,11 +153,11 @@ def read_stack_config(project_dir: Path | None = None) -> StackConfig:
     config = pulumi.Config(PROJECT)
     values = {key: config.get(key) for key in config_keys()}
     secret = secret_config_keys()
-    leaves = stack_file_secret_leaves(project_dir, pulumi.get_stack()) if project_dir is not None else {}
+    written = stack_file_objects(project_dir, pulumi.get_stack()) if project_dir is not None else {}
     return StackConfig(
         values={k: v for k, v in values.items() if v is not None},
         secret_keys=secret,
-        secret_leaves={k: v for k, v in leaves.items() if k in secret},
+        stack_file_values={k: v for k, v in written.items() if k in secret},
     )
 
 

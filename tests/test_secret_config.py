@@ -79,6 +79,19 @@ def test_only_the_secret_leaf_is_wrapped() -> None:
     assert merged["auth"]["user"] == "reader" and merged["tolerations"] == [{"key": "a"}]
 
 
+def test_a_stack_file_that_is_not_the_one_the_engine_read_is_not_trusted() -> None:
+    # E.g. `pulumi up --config-file other.yaml`: Pulumi.<stack>.yaml says auth.password is the
+    # secret, but the engine passed a value whose secret is elsewhere: every leaf is hidden.
+    written = {"auth": {"password": {"secure": "v1:abc"}}, "user": "reader"}
+    secrets = StackConfig(values={}, secret_keys=frozenset({"chartValues"}), stack_file_values={"chartValues": written})
+    same = {"auth": {"password": "hunter2"}, "user": "reader"}
+    assert secrets.leaves_to_hide("chartValues", same) == [("auth", "password")]
+    other = {"auth": {"token": "hunter2"}, "user": "reader"}
+    assert sorted(secrets.leaves_to_hide("chartValues", other)) == [("auth", "token"), ("user",)]
+    changed_plain = {"auth": {"password": "hunter2"}, "user": "admin"}
+    assert sorted(secrets.leaves_to_hide("chartValues", changed_plain)) == [("auth", "password"), ("user",)]
+
+
 def test_a_secret_object_without_leaf_information_is_secret_throughout() -> None:
     chart_values = {"a": {"b": "1"}, "c": ["x", "y"]}
     secrets = StackConfig(values={}, secret_keys=frozenset({"chartValues"}))
