@@ -2,7 +2,7 @@
 
 pulumi-azure-native has no ``generateCredentials`` (pulumi/pulumi-azure-native#3099) and no
 connected-registry ``deactivate``; both exist in ``azure-mgmt-containerregistry``. This module
-wraps exactly the four calls the dynamic resources need (DESIGN.md §2):
+wraps exactly the four calls the dynamic resources need (docs/azure.md):
 
 * read a token's password slots (``tokens.get``) to find a free one,
 * generate a password in one slot (``registries.begin_generate_credentials``),

@@ -123,7 +123,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 audit_log_status="Enabled" if site.audit_log else "Disabled",
             ),
             notifications_list=list(site.notifications) or None,
-            # mode and the sync token cannot change in place (DESIGN.md §2).
+            # mode and the sync token cannot change in place (docs/azure.md, "Connected registry properties").
             opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["mode", "parent.syncProperties.tokenId"]),
             **common,
         )

@@ -41,7 +41,7 @@ MANAGED_CHART_VALUES = frozenset(
      "pvc.storageRequest", "service.clusterIP"}
 )
 
-#: ARM limits (DESIGN.md §2).
+#: ACR limits (docs/azure.md, "Limits").
 MAX_SCOPE_MAP_REPOSITORIES = 500
 MAX_CLIENT_TOKENS = 50
 # Token and scope map names derive from the connected registry name; the longest suffix is

@@ -1,6 +1,6 @@
 """``ConnectedRegistryDeactivation``: deactivate the connected registry whenever its on-prem install goes.
 
-The problem (DESIGN.md §2): only one on-prem instance of a connected registry may be active. The
+The problem (docs/azure.md, "Activation"): only one on-prem instance of a connected registry may be active. The
 first start of the Helm chart activates it; a second install (reinstall, new cluster, the release
 being replaced) fails with ``ALREADY_ACTIVATED`` until someone calls
 ``POST …/connectedRegistries/<cr>/deactivate``. The manual procedure does that by hand; here it is a

@@ -4,7 +4,7 @@ Why a dynamic resource: pulumi-azure-native cannot generate token passwords, and
 ``apply`` would issue a new password on every run. As a resource, a password is generated once,
 kept (as a secret) in the state, rotated when it is about to expire, and removed on destroy.
 
-Lifecycle (DESIGN.md §2: a token has two password slots, ``password1`` and ``password2``):
+Lifecycle (docs/azure.md, "Token passwords": a token has two password slots, ``password1`` and ``password2``):
 
 * **create** picks a free slot (``password1`` preferred), generates a password there valid for
   ``expiryDays`` and outputs ``slot``, ``value`` (secret), ``expiry`` and ``username``. Two

@@ -57,7 +57,7 @@ DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 DEFAULT_PULL_SECRET_NAME = "edge-registry-pull"
 READ_ACTION_SUFFIXES = ("/content/read", "/metadata/read")
 
-#: ACR limits (DESIGN.md §2) that one stack can see.
+#: ACR limits (docs/azure.md, "Limits") that one stack can see.
 MAX_SCOPE_MAP_REPOSITORIES = 500
 MAX_CLIENT_TOKENS = 50
 DEFAULT_MAX_PASSWORD_EXPIRY_DAYS = 90

@@ -1,6 +1,6 @@
 """A local HTTPS stand-in for the ARM container-registry endpoints the program calls directly.
 
-It answers like the examples in /work/shared/reference/arm-examples/ (api-version aside): token
+It answers like the examples of the ARM spec (docs/azure.md, "Token passwords"; api-version aside): token
 GET and PATCH, ``registries/generateCredentials`` (200 with the result, or 202 + ``Location`` then
 the result from the polled operation), ``connectedRegistries/deactivate`` (200, or 202 +
 ``Location``; 404 when the connected registry does not exist), and the two paged lists the

@@ -11,7 +11,8 @@ import yaml
 from components.config import SiteConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT.parent / "shared" / "reference" / "pulumi-project.schema.json"
+# Pulumi's own project schema, vendored with its source and licence (tests/vendor/README.md).
+SCHEMA = ROOT / "tests" / "vendor" / "pulumi-project.schema.json"
 
 
 def project() -> dict:

@@ -1,0 +1,58 @@
+"""The repository stands alone: a plain clone (what ``actions/checkout`` gives) has everything the
+program, the tests and the docs refer to."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+THIS = Path(__file__).resolve()
+
+
+def tracked_text_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode == 0 and listed.stdout:
+        names = [n for n in listed.stdout.decode().split("\0") if n]
+    else:  # an exported tree without .git
+        names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and "venv" not in p.parts]
+    files = []
+    for name in names:
+        path = ROOT / name
+        if path.resolve() == THIS or not path.is_file() or path.suffix in {".json", ".png"}:
+            continue
+        files.append(path)
+    return files
+
+
+OUTSIDE = re.compile(r"\.\./shared|/work/shared|DESIGN\.md|STYLE\.md")
+
+
+def test_nothing_refers_to_documents_outside_the_repository() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in tracked_text_files()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not offenders, "refers outside the repository:\n" + "\n".join(offenders)
+
+
+def test_docs_cited_by_comments_exist() -> None:
+    """Every ``docs/<file>.md`` a file mentions is in the repository."""
+    cited = {
+        match
+        for path in tracked_text_files()
+        for match in re.findall(r"docs/([A-Za-z0-9_.-]+\.md)", path.read_text(errors="replace"))
+    }
+    missing = sorted(name for name in cited if not (ROOT / "docs" / name).is_file())
+    assert not missing, f"cited but missing from docs/: {missing}"
+
+
+def test_vendored_files_note_their_source_and_licence() -> None:
+    notes = (ROOT / "tests" / "vendor" / "README.md").read_text()
+    for vendored in (ROOT / "tests" / "vendor").iterdir():
+        if vendored.name != "README.md":
+            assert f"`{vendored.name}`" in notes, f"{vendored.name}: no source/licence note"
+    assert "Apache-2.0" in notes and "pulumi/pulumi" in notes
