@@ -141,12 +141,19 @@ def _config_string(value: Any) -> str:
     return str(value)
 
 
-def load_stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str], list[str]]:
-    """Pulumi.yaml defaults merged with Pulumi.STACK.yaml: (config, secret keys, notes)."""
+def load_stack_config(
+    project_dir: Path, stack: str, stack_dir: Path | None = None
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Pulumi.yaml defaults merged with Pulumi.STACK.yaml: (config, secret keys, notes).
+
+    The stack file is read from ``stack_dir`` (default: the project directory, as Pulumi does);
+    the test suite keeps its own fixture stacks in ``tests/stacks``.
+    """
     project = yaml.load((project_dir / "Pulumi.yaml").read_text(), Loader=_YAML_LOADER)
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_dir = stack_dir if stack_dir is not None else project_dir
+    stack_file = stack_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
-        raise ConfigError([f"{stack_file.name}: no such stack file (known: {', '.join(known_stacks(project_dir))})"])
+        raise ConfigError([f"{stack_file.name}: no such stack file (known: {', '.join(known_stacks(stack_dir))})"])
     try:
         stack_doc = yaml.load(stack_file.read_text(), Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as error:
@@ -411,13 +418,17 @@ def render_stack(
     catalog: Callable[[str], Sequence[str]] | None = None,
     fakes: CloudFakes | None = None,
     preview: bool = False,
+    stack_dir: Path | str | None = None,
 ) -> RenderResult:
     """Evaluate the program for STACK under mocks and return what it registered.
 
     ``config_overrides`` (keys without the project prefix; None removes a key) lets tests vary
-    one setting. Raises :class:`ConfigError` for a configuration problem.
+    one setting. ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
+    Raises :class:`ConfigError` for a configuration problem.
     """
-    config, secret_keys, notes = load_stack_config(Path(project_dir), stack)
+    config, secret_keys, notes = load_stack_config(
+        Path(project_dir), stack, Path(stack_dir) if stack_dir is not None else None
+    )
     for key, value in (config_overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if value is None:
@@ -570,16 +581,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--node-state", action="append", default=[], metavar="HOST=FILE",
                         help="evaluate as if FILE were registries.yaml on node HOST (default: no file)")
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--stack-dir", type=Path, default=None, metavar="DIR",
+                        help="read Pulumi.STACK.yaml from DIR (default: the project directory)")
     args = parser.parse_args(argv)
     try:
         node_state = _parse_node_state(args.node_state)
-        config, _, _ = load_stack_config(args.project_dir, args.stack)
+        config, _, _ = load_stack_config(args.project_dir, args.stack, args.stack_dir)
         fakes = CloudFakes(
             subscription_id=config.get("azure-native:subscriptionId", DEFAULT_SUBSCRIPTION),
             location=config.get("azure-native:location", DEFAULT_LOCATION),
             node_state=node_state,
         )
-        result = render_stack(args.project_dir, args.stack, fakes=fakes)
+        result = render_stack(args.project_dir, args.stack, fakes=fakes, stack_dir=args.stack_dir)
     except ConfigError as error:
         print(f"invalid site configuration for stack {args.stack}:", file=sys.stderr)
         for problem in error.problems:

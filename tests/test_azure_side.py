@@ -6,6 +6,7 @@ import pytest
 
 from components.config import ConfigError
 from components.render import CloudFakes, RenderResult, render_stack
+from tests.fixture_stacks import STACK_DIR
 
 SCOPE_MAP = "azure-native:containerregistry:ScopeMap"
 TOKEN = "azure-native:containerregistry:Token"
@@ -16,7 +17,7 @@ CATALOG = ["fleet/api", "fleet/web", "hello-world", "other/x"]
 
 @pytest.fixture(scope="module")
 def dev() -> RenderResult:
-    return render_stack(stack="dev", catalog=lambda _server: CATALOG)
+    return render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _server: CATALOG)
 
 
 def test_sync_scope_map_has_exactly_the_cli_actions(dev: RenderResult) -> None:
@@ -114,20 +115,20 @@ def test_no_password_appears_in_a_non_secret_input(dev: RenderResult) -> None:
 
 def test_registry_not_premium_fails_with_the_fix() -> None:
     with pytest.raises(ConfigError) as caught:
-        render_stack(stack="dev", catalog=lambda _s: CATALOG, fakes=CloudFakes(registry_sku="Standard"))
+        render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _s: CATALOG, fakes=CloudFakes(registry_sku="Standard"))
     (problem,) = caught.value.problems
     assert problem.startswith("edge-registry:registryName:") and "--sku Premium" in problem
 
 
 def test_registry_without_data_endpoint_fails_with_the_fix() -> None:
     with pytest.raises(ConfigError) as caught:
-        render_stack(stack="dev", catalog=lambda _s: CATALOG, fakes=CloudFakes(data_endpoint_enabled=False))
+        render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _s: CATALOG, fakes=CloudFakes(data_endpoint_enabled=False))
     assert "--data-endpoint-enabled true" in caught.value.problems[0]
 
 
 def test_pattern_matching_nothing_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
-        render_stack(stack="dev", catalog=lambda _s: ["hello-world"])
+        render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _s: ["hello-world"])
     assert caught.value.problems[0].startswith("edge-registry:repositories:")
     assert "fleet/*" in caught.value.problems[0]
 
@@ -135,12 +136,12 @@ def test_pattern_matching_nothing_is_a_config_error() -> None:
 def test_expansion_past_the_scope_map_limit_fails_at_preview() -> None:
     big = [f"fleet/app{i:03d}" for i in range(600)]
     with pytest.raises(ConfigError, match="at most 500"):
-        render_stack(stack="dev", catalog=lambda _s: big)
+        render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _s: big)
 
 
 def test_read_write_mode_adds_write_actions() -> None:
     result = render_stack(
-        stack="dev", catalog=lambda _s: CATALOG, config_overrides={"mode": "ReadWrite", "allowReadWrite": True}
+        stack="dev", stack_dir=STACK_DIR, catalog=lambda _s: CATALOG, config_overrides={"mode": "ReadWrite", "allowReadWrite": True}
     )
     actions = result.one(SCOPE_MAP, "-sync-scope-map").plain_inputs()["actions"]
     assert "repositories/hello-world/content/write" in actions

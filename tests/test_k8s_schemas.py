@@ -77,10 +77,11 @@ def test_run_program_is_independent_per_call() -> None:
 
 def test_every_kubernetes_object_of_the_dev_site_is_valid() -> None:
     from components.render import render_stack
+    from tests.fixture_stacks import STACK_DIR
 
     objects = [
         r.plain_inputs()
-        for r in render_stack(stack="dev").resources
+        for r in render_stack(stack="dev", stack_dir=STACK_DIR).resources
         if r.type.startswith("kubernetes:core/v1:") and "read" not in r.options
     ]
     assert {o["kind"] for o in objects} >= {"Namespace", "Secret", "ServiceAccount"}

@@ -376,12 +376,14 @@ def test_stack_name_comes_from_the_urn() -> None:
 
 
 def test_the_dev_site_as_rendered_passes_every_mandatory_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real program's resources (offline render of Pulumi.dev.yaml) meet the pack, and the pack sees them."""
+    """The real program's resources (offline render of the fixture tests/stacks/Pulumi.dev.yaml) meet the pack, and the pack sees them."""
     pytest.importorskip("components.node_mirror", reason="node mirror component not merged yet")
     from components.render import reveal, render_stack
 
-    monkeypatch.setenv("EDGE_REGISTRY_PROJECT_DIR", str(ROOT))
-    result = render_stack(ROOT, "dev")
+    from tests.fixture_stacks import STACK_DIR
+
+    monkeypatch.setenv("EDGE_REGISTRY_PROJECT_DIR", str(STACK_DIR))
+    result = render_stack(ROOT, "dev", stack_dir=STACK_DIR)
     checked: dict[str, int] = {}
     for resource in result.resources:
         inputs = reveal(resource.inputs)

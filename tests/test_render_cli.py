@@ -8,14 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from tests.fixture_stacks import STACK_DIR, stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def render(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """The CLI on the suite's fixture stacks (tests/stacks), unless a test names its own project."""
+    where = [] if "--project-dir" in args else ["--stack-dir", str(STACK_DIR)]
     return subprocess.run(
-        [sys.executable, "-m", "components.render", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "components.render", *args, *where], cwd=cwd, capture_output=True, text=True,
+        timeout=120,
     )
 
 
@@ -53,7 +59,7 @@ def test_text_mode_prints_a_tree_and_outputs() -> None:
 
 def test_config_error_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack = yaml.safe_load(stack_file().read_text())
     stack["config"]["edge-registry:connectedRegistryName"] = "ship-01"
     stack["config"]["edge-registry:syncWindow"] = "P30D"
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(stack))
@@ -73,7 +79,7 @@ def test_unknown_stack_exits_2() -> None:
 
 def test_secure_values_render_as_placeholders(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack = yaml.safe_load(stack_file().read_text())
     stack["config"]["edge-registry:sshPrivateKey"] = {"secure": "v1:abc:def"}
     (tmp_path / "Pulumi.enc.yaml").write_text(yaml.safe_dump(stack))
     done = render("enc", "--json", "--show-secrets", "--project-dir", str(tmp_path))
@@ -104,3 +110,24 @@ def test_node_state_shows_what_that_node_would_receive(tmp_path: Path) -> None:
 def test_node_state_needs_host_and_file() -> None:
     done = render("dev", "--node-state", "192.0.2.10")
     assert done.returncode == 2 and "HOST=FILE" in done.stderr
+
+
+def test_stack_files_can_live_apart_from_the_project(tmp_path: Path) -> None:
+    """A project directory with no stack file at all (the example deleted): --stack-dir finds it."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stacks = tmp_path / "elsewhere"
+    stacks.mkdir()
+    shutil.copy(stack_file(), stacks / "Pulumi.ship07.yaml")
+    done = render("ship07", "--json", "--project-dir", str(tmp_path), "--stack-dir", str(stacks))
+    assert done.returncode == 0, done.stderr
+    assert any(r["urn"].startswith("urn:pulumi:ship07::") for r in json.loads(done.stdout))
+    missing = render("ship07", "--project-dir", str(tmp_path))
+    assert missing.returncode == 2 and "Pulumi.ship07.yaml: no such stack file" in missing.stderr
+
+
+def test_the_suite_refuses_to_render_the_adopters_stacks() -> None:
+    """tests/conftest.py: rendering a root stack file fails the test, with the fix in the message."""
+    from components.render import render_stack
+
+    with pytest.raises(pytest.fail.Exception, match="stack_dir"):
+        render_stack(ROOT, "dev")

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from components.render import CloudFakes, RenderResult, render_stack
+from tests.fixture_stacks import STACK_DIR
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DEACTIVATION = "pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation"
@@ -18,7 +19,7 @@ SECRET = "kubernetes:core/v1:Secret"
 
 @pytest.fixture(scope="module")
 def dev() -> RenderResult:
-    return render_stack(stack="dev")
+    return render_stack(stack="dev", stack_dir=STACK_DIR)
 
 
 def test_release_gets_the_connection_string_as_a_secret(dev: RenderResult) -> None:
@@ -74,6 +75,7 @@ def test_pinned_cluster_ip_is_the_endpoint(dev: RenderResult) -> None:
 def test_looked_up_cluster_ip_and_https_port() -> None:
     result = render_stack(
         stack="dev",
+        stack_dir=STACK_DIR,
         config_overrides={"serviceClusterIP": None, "httpEnabled": False},
         fakes=CloudFakes(cluster_ip="10.43.7.9"),
     )

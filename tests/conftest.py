@@ -1,0 +1,36 @@
+"""Suite-wide guard: no test renders a stack file at the repository root.
+
+Those are the adopter's (the example ``Pulumi.dev.yaml`` and real sites); tests use
+``tests/stacks`` (tests/fixture_stacks.py). A test that forgets ``stack_dir`` fails here with
+that advice instead of passing until someone edits the example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixture_stacks import ROOT
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_root_stack_files() -> Iterator[None]:
+    from components import render
+
+    real = render.load_stack_config
+
+    def guarded(project_dir: Path, stack: str, stack_dir: Path | None = None) -> Any:
+        where = Path(stack_dir if stack_dir is not None else project_dir).resolve()
+        if where == ROOT:
+            pytest.fail(
+                f"a test rendered Pulumi.{stack}.yaml from the repository root, which belongs to the "
+                "adopter: pass stack_dir=tests.fixture_stacks.STACK_DIR (or --stack-dir tests/stacks)"
+            )
+        return real(project_dir, stack, stack_dir)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "load_stack_config", guarded)
+        yield
