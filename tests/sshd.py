@@ -10,17 +10,33 @@ The server puts ``fakebin/`` first on the session PATH (sshd ``SetEnv``), which 
 * ``sync``: when ``state/kill-on-sync`` holds a glob matching its argument, it kills its
   parent (the node script) with SIGKILL, to cut a write off at that point.
 
-Needs root (the node scripts chown to root), ``/usr/sbin/sshd`` and ``ssh-keygen``.
+* ``sudo`` (only when the tests run as a non-root user): the real ``sudo -n``, with the session
+  PATH kept so the fakes above stay first (sudo's ``secure_path`` would drop ``fakebin/``); each
+  call is recorded in ``state/sudo-calls``.
+
+As root, sshd runs as root and the node user is root, as on a node reached as root. As a non-root
+user with passwordless ``sudo`` (a GitHub-hosted runner), sshd runs as that user and the node user
+is that user: the node scripts then go through ``sudo -n``, which is the product's own path for a
+non-root SSH user. :class:`NodePath` reads and changes the files the scripts leave root-owned
+(mode 0600) directly as root and through ``sudo -n`` otherwise.
+
+Needs ``/usr/sbin/sshd``, ``ssh-keygen``, and root or passwordless ``sudo``.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
 
 SSHD = "/usr/sbin/sshd"
 
@@ -68,6 +84,13 @@ fi
 exec /bin/sync "$@"
 """
 
+FAKE_SUDO = """#!/bin/sh
+S={state}
+echo "sudo $*" >> "$S/sudo-calls"
+[ "$1" = -n ] && shift
+exec /usr/bin/sudo -n /usr/bin/env "PATH=$PATH" "$@"
+"""
+
 JOURNAL = """Jan 01 00:00:01 node k3s[4242]: time="2025-01-01T00:00:01Z" level=info msg="Starting k3s"
 Jan 01 00:00:02 node k3s[4242]: time="2025-01-01T00:00:02Z" level=fatal msg="failed to load registries.yaml: yaml: unmarshal errors: FAKE-JOURNAL-MARKER"
 """
@@ -79,12 +102,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def running_as_root() -> bool:
+    """Whether the tests run as root (else: a user with passwordless sudo)."""
+    return os.geteuid() == 0
+
+
 class SshServer:
-    """sshd on 127.0.0.1:<port> for the current user (root), torn down by :meth:`stop`."""
+    """sshd on 127.0.0.1:<port> for the current user, torn down by :meth:`stop`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.user = "root"
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
         self.state = root / "state"
         self.fakebin = root / "fakebin"
         self.port = 0
@@ -105,15 +133,18 @@ class SshServer:
         self.host_public_key = (self.root / "host_ed25519.pub").read_text().strip()
         self.client_private_key = self.client_key.read_text()
         shutil.copy(self.root / "client_ed25519.pub", self.root / "authorized_keys")
-        fakes = (("systemctl", FAKE_SYSTEMCTL), ("journalctl", FAKE_JOURNALCTL), ("rc-service", FAKE_RC_SERVICE),
-                 ("sync", FAKE_SYNC))
+        fakes = [("systemctl", FAKE_SYSTEMCTL), ("journalctl", FAKE_JOURNALCTL), ("rc-service", FAKE_RC_SERVICE),
+                 ("sync", FAKE_SYNC)]
+        if not running_as_root():
+            fakes.append(("sudo", FAKE_SUDO))
         for name, text in fakes:
             script = self.fakebin / name
             script.write_text(text.format(state=self.state))
             script.chmod(0o755)
         (self.state / "journal").write_text(JOURNAL)
         self.reset_service()
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+        if not Path("/run/sshd").is_dir():  # privilege separation dir
+            subprocess.run([*as_root(), "mkdir", "-p", "-m", "0755", "/run/sshd"], check=True)
 
         for _attempt in range(5):
             self.port = _free_port()
@@ -177,6 +208,17 @@ class SshServer:
             argv, input=stdin if stdin is not None else "", capture_output=True, text=True, timeout=timeout
         )
 
+    def ssh_as_root(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on the node as root: through ``sudo -n`` when the node user is not root."""
+        if self.user == "root":
+            return self.ssh(command, timeout=timeout)
+        return self.ssh(f"sudo -n sh -c {_quote(command)}", timeout=timeout)
+
+    def sudo_calls(self) -> list[str]:
+        """The ``sudo`` calls the node user made (empty as root)."""
+        calls = self.state / "sudo-calls"
+        return calls.read_text().splitlines() if calls.exists() else []
+
     # ------------------------------------------------------------------ fake service manager
 
     def reset_service(self) -> None:
@@ -185,7 +227,7 @@ class SshServer:
         (self.state / "invocation").write_text("1\n")
         (self.state / "fail-starts").write_text("0\n")
         (self.state / "active").write_text("active\n")
-        for control in ("kill-on-sync", "kill-on-restart"):
+        for control in ("kill-on-sync", "kill-on-restart", "sudo-calls"):
             (self.state / control).unlink(missing_ok=True)
 
     def calls(self) -> list[str]:
@@ -211,9 +253,124 @@ class SshServer:
 
 def can_run() -> str | None:
     """Why these tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: the node scripts chown to root and sshd runs as root"
     for tool in (SSHD, shutil.which("ssh"), shutil.which("ssh-keygen")):
         if not tool or not os.access(tool, os.X_OK):
             return "needs openssh-server and openssh-client (apt-get install openssh-server openssh-client)"
+    if not running_as_root():
+        sudo = subprocess.run(["sudo", "-n", "true"], capture_output=True) if shutil.which("sudo") else None
+        if sudo is None or sudo.returncode != 0:
+            return "needs root, or passwordless sudo: the node scripts make their files root-owned"
     return None
+
+
+def as_root() -> list[str]:
+    """The prefix that runs a command as root: nothing as root, ``sudo -n`` otherwise."""
+    return [] if running_as_root() else ["sudo", "-n"]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+# ---------------------------------------------------------------------- root-owned files
+
+
+def _file_op(op: str, path: str, argument: Any) -> Any:
+    """One file operation, as JSON-able values (run in-process as root, or under sudo)."""
+    target = Path(path)
+    if op == "exists":
+        return target.exists()
+    if op == "read":
+        return base64.b64encode(target.read_bytes()).decode()
+    if op == "write":
+        target.write_bytes(base64.b64decode(argument))
+        return None
+    if op == "stat":
+        info = target.stat()
+        return [info.st_mode, info.st_uid, info.st_gid, info.st_ino, info.st_mtime_ns]
+    if op == "list":
+        return sorted(p.name for p in target.iterdir())
+    if op == "chmod":
+        target.chmod(argument)
+        return None
+    if op == "unlink":
+        target.unlink()
+        return None
+    if op == "rmtree":
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+    raise ValueError(f"unknown file operation {op}")
+
+
+def _as_root_file_op(op: str, path: str, argument: Any = None) -> Any:
+    if running_as_root():
+        return _file_op(op, path, argument)
+    done = subprocess.run(
+        ["sudo", "-n", sys.executable, "-m", "tests.sshd", op, path],
+        input=json.dumps(argument), capture_output=True, text=True, timeout=30,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if done.returncode != 0:
+        raise OSError(f"sudo {op} {path}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+class NodePath:
+    """A path on the test node, with the pathlib calls the tests use, run as root."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, other: str) -> NodePath:
+        return NodePath(self.path / other)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NodePath) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def parent(self) -> NodePath:
+        return NodePath(self.path.parent)
+
+    def exists(self) -> bool:
+        return bool(_as_root_file_op("exists", str(self.path)))
+
+    def read_bytes(self) -> bytes:
+        return base64.b64decode(_as_root_file_op("read", str(self.path)))
+
+    def write_bytes(self, data: bytes) -> None:
+        _as_root_file_op("write", str(self.path), base64.b64encode(data).decode())
+
+    def stat(self) -> Any:
+        mode, uid, gid, ino, mtime_ns = _as_root_file_op("stat", str(self.path))
+        return SimpleNamespace(st_mode=mode, st_uid=uid, st_gid=gid, st_ino=ino, st_mtime_ns=mtime_ns)
+
+    def iterdir(self) -> Iterator[NodePath]:
+        return iter([self / name for name in _as_root_file_op("list", str(self.path))])
+
+    def chmod(self, mode: int) -> None:
+        _as_root_file_op("chmod", str(self.path), mode)
+
+    def unlink(self) -> None:
+        _as_root_file_op("unlink", str(self.path))
+
+    def remove_tree(self) -> None:
+        """Remove this directory and everything in it (the scripts' files included)."""
+        _as_root_file_op("rmtree", str(self.path))
+
+
+if __name__ == "__main__":
+    # `sudo -n python -m tests.sshd OP PATH` (argument as JSON on stdin): see _as_root_file_op.
+    print(json.dumps(_file_op(sys.argv[1], sys.argv[2], json.loads(sys.stdin.read() or "null"))))

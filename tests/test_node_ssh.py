@@ -25,7 +25,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from components import node_mirror as nm
 from components import registries_yaml as ry
-from tests.sshd import SshServer, can_run
+from tests.sshd import NodePath, SshServer, can_run
 
 ENDPOINT = "10.43.0.10:80"
 SECRET_PASSWORD = "s3cr3t-registry-password"  # noqa: S105 - a test value that must never leak
@@ -125,14 +125,15 @@ class Node:
 
     def __init__(self, server: SshServer, path: Path) -> None:
         self.server = server
-        self.path = path
-        self.side = Path(f"{path}.edge-registry")
+        # The scripts leave these root-owned 0600: NodePath reads them as root (sudo -n if need be).
+        self.path = NodePath(path)
+        self.side = NodePath(f"{path}.edge-registry")
         self.stored: dict[str, Any] | None = None  # the -apply state after the last successful run
         self.last_apply: dict[str, Any] = {}
 
     def args(self, endpoint: str = ENDPOINT, **overrides: Any) -> nm.NodeMirrorArgs:
         values: dict[str, Any] = dict(
-            host="127.0.0.1", port=self.server.port, user="root", role="server", unit="k3s",
+            host="127.0.0.1", port=self.server.port, user=self.server.user, role="server", unit="k3s",
             path=str(self.path), host_key=self.server.host_public_key, endpoint=endpoint,
             ssh_private_key=pulumi.Output.secret(self.server.client_private_key),
             restart_timeout_seconds=2, service_manager="systemd",
@@ -186,10 +187,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 
 
 @pytest.fixture
-def node(server: SshServer, tmp_path: Path) -> Node:
+def node(server: SshServer, tmp_path: Path) -> Iterator[Node]:
     server.reset_service()
     (tmp_path / "k3s").mkdir()
-    return Node(server, tmp_path / "k3s" / "registries.yaml")
+    yield Node(server, tmp_path / "k3s" / "registries.yaml")
+    # Root-owned files would outlive a non-root test run's temp-dir cleanup.
+    NodePath(tmp_path / "k3s").remove_tree()
 
 
 def ours(endpoint: str = ENDPOINT) -> dict[str, Any]:
@@ -398,7 +401,7 @@ def test_destroy_after_a_merged_foreign_change_keeps_that_change(node: Node) -> 
 def test_destroy_with_no_record_does_nothing(node: Node) -> None:
     assert node.up().returncode == 0
     stored = node.stored
-    node.server.ssh(f"rm -rf {node.side}")
+    node.server.ssh_as_root(f"rm -rf {node.side}")
     node.stored = stored
     result = node.destroy()
     assert result.returncode == 0, result.stderr
@@ -611,3 +614,18 @@ def test_scripts_are_posix_sh() -> None:
     for script in sorted(scripts.glob("*.sh")):
         subprocess.run(["sh", "-n", str(script)], check=True)
         assert os.path.getsize(script) < 8000
+
+
+def test_a_non_root_node_user_runs_the_scripts_through_sudo(node: Node) -> None:
+    """As a non-root test user (a GitHub runner) the node user is that user: the product's
+    ``sudo -n`` path runs for real and still leaves a root-owned file. As root, no sudo at all."""
+    result = node.up()
+    assert result.returncode == 0, result.stderr
+    info = node.path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o600)
+    calls = node.server.sudo_calls()
+    if node.server.user == "root":
+        assert calls == []
+    else:
+        assert "sudo -n true" in calls
+        assert any(c.startswith("sudo -n /bin/sh -c ") and "edge-registry-apply" in c for c in calls), calls
