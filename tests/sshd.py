@@ -86,7 +86,10 @@ exec /bin/sync "$@"
 
 FAKE_SUDO = """#!/bin/sh
 S={state}
-echo "sudo $*" >> "$S/sudo-calls"
+case "$1 $2 $3" in
+  "-n /bin/sh -c") echo "sudo -n /bin/sh -c <script> $(shift 4; echo "$*")" ;;
+  *) echo "sudo $*" ;;
+esac >> "$S/sudo-calls"
 [ "$1" = -n ] && shift
 exec /usr/bin/sudo -n /usr/bin/env "PATH=$PATH" "$@"
 """
