@@ -4,20 +4,28 @@ A stack's config (Pulumi.yaml defaults merged with ``Pulumi.<site>.yaml``) is re
 :class:`SiteConfig`. All problems are collected and reported at once, one line each, naming
 the config key, the bad value and what is expected (:class:`ConfigError`). Values of secret
 keys are never echoed in a message.
+
+The model is strict: booleans are only true/false, numbers only whole numbers, an optional name
+is set or absent (never ""), a misspelt key gets a "did you mean", and one bad value never adds a
+second, knock-on error. Every rule and its source is in docs/config-rules.md.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Literal, Mapping
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Mapping
 
 import croniter
 import isodate
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -53,12 +61,20 @@ _REPO_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*$")
 # A pattern is a namespace followed by "/*" (ACR's own wildcard form).
 REPOSITORY_PATTERN_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*/\*$")
-_TAG_OR_WILDCARD = r"(?:\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127})"
-_DIGEST_OR_WILDCARD = r"(?:\*|[a-z0-9]+:[a-f0-9]{32,})"
-NOTIFICATION_RE = re.compile(
-    rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*(?:/\*)?:{_TAG_OR_WILDCARD}:{_DIGEST_OR_WILDCARD}$"
+# Notifications (docs/config-rules.md, "Notifications"): `artifact:action`, where
+# artifact = name[:tag][@digest] and action = push | delete | *; `*` stands for a whole section.
+NOTIFICATION_ACTIONS = ("push", "delete", "*")
+NOTIFICATION_ARTIFACT_RE = re.compile(
+    rf"^(?P<name>\*|{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*(?:/\*)?)"
+    r"(?::(?P<tag>\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
+    r"(?:@(?P<digest>\*|[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}))?$"
 )
-CONNECTED_REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{4,49}$")
+# Lower case: the az CLI refuses upper case, older runtimes fail to activate (docs/azure.md).
+CONNECTED_REGISTRY_NAME_RE = re.compile(r"^[a-z][a-z0-9]{4,49}$")
+# A host made only of digits and dots is meant as an IPv4 address (no top-level domain is numeric).
+IPV4_LIKE_RE = re.compile(r"^[0-9.]+$")
+CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12"),
+               ("day-of-week", "0-7"))
 REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -88,6 +104,38 @@ def _key(name: str) -> str:
     return f"{PROJECT}:{name}"
 
 
+# --- strict scalar types ------------------------------------------------------------------
+# Pulumi hands every value to the program as a string. pydantic's lax mode would read "yes",
+# "on" or "1" as true and true as 1; these accept exactly what pulumi.Config's getters accept.
+
+def _strict_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in ("true", "True", "false", "False"):
+        return value.lower() == "true"
+    raise ValueError("expected true or false")
+
+
+def _strict_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        return int(value)
+    raise ValueError("expected a whole number")
+
+
+def _set_or_absent(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty: remove the key to leave it unset")
+    return value
+
+
+ConfigBool = Annotated[bool, BeforeValidator(_strict_bool)]
+ConfigInt = Annotated[int, BeforeValidator(_strict_int)]
+#: An optional name or path: set to something, or not set at all.
+OptionalName = Annotated[str | None, BeforeValidator(_set_or_absent)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -96,16 +144,16 @@ class NodeConfig(_Model):
     """One k3s node whose containerd must pull through the connected registry."""
 
     host: str = Field(description="Address or DNS name that SSH reaches the node on.")
-    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    port: ConfigInt = Field(22, ge=1, le=65535, description="SSH port.")
     user: str = Field("root", description="SSH user; non-root users need passwordless `sudo -n`.")
     role: Literal["server", "agent"] = Field(description="k3s role: server or agent.")
-    unit: str | None = Field(None, description="Service unit override (k3s, k3s-agent, k3s-<name>, rke2-*).")
+    unit: OptionalName = Field(None, description="Service unit override (k3s, k3s-agent, k3s-<name>, rke2-*).")
     path: str = Field(
         "/etc/rancher/k3s/registries.yaml",
         description="registries.yaml path (RKE2: /etc/rancher/rke2/registries.yaml).",
     )
-    host_key: str | None = Field(None, alias="hostKey", description="Pinned SSH host public key.")
-    gone: bool = Field(False, description="The node no longer exists: never contact it again.")
+    host_key: OptionalName = Field(None, alias="hostKey", description="Pinned SSH host public key.")
+    gone: ConfigBool = Field(False, description="The node no longer exists: never contact it again.")
 
     @field_validator("host")
     @classmethod
@@ -113,6 +161,8 @@ class NodeConfig(_Model):
         try:
             ipaddress.ip_address(value)
         except ValueError:
+            if IPV4_LIKE_RE.match(value):
+                raise ValueError("looks like an IPv4 address but is not one (four numbers 0-255)") from None
             if not HOSTNAME_RE.match(value):
                 raise ValueError("expected an IP address or a DNS host name") from None
         return value
@@ -166,36 +216,36 @@ class SiteConfig(_Model):
     """All settings of one site (one stack)."""
 
     # --- Azure ---
-    registry_name: str = Field(alias="registryName", description="The parent (cloud) registry, Premium.")
-    registry_resource_group: str = Field(alias="registryResourceGroup", description="Its resource group.")
+    registry_name: str = Field(alias="registryName", description="The parent (cloud) registry: Premium, with a dedicated data endpoint.")
+    registry_resource_group: str = Field(alias="registryResourceGroup", description="Resource group of the parent registry.")
     connected_registry_name: str = Field(
-        alias="connectedRegistryName", description="Connected registry name: letters and digits, 5-33, starting with a letter."
+        alias="connectedRegistryName", description="Connected registry name: lower-case letters and digits, 5-33, starting with a letter."
     )
-    mode: Literal["ReadOnly", "ReadWrite"] = Field("ReadOnly", description="Connected registry mode.")
-    allow_read_write: bool = Field(
+    mode: Literal["ReadOnly", "ReadWrite"] = Field("ReadOnly", description="Connected registry mode: ReadOnly or ReadWrite (ReadWrite needs allowReadWrite).")
+    allow_read_write: ConfigBool = Field(
         False, alias="allowReadWrite", description="Explicit opt-in needed for mode ReadWrite."
     )
     repositories: tuple[str, ...] = Field(
-        alias="repositories", description="Repositories to sync: names or `namespace/*` patterns."
+        alias="repositories", description="Repositories to sync: names, or `namespace/*` patterns expanded against the catalog."
     )
     client_repositories: tuple[str, ...] = Field(
         (), alias="clientRepositories",
         description="Repositories the client token may pull (default: the synced ones).",
     )
-    sync_schedule: str = Field("30 * * * *", alias="syncSchedule", description="Sync cron schedule.")
-    sync_window: str = Field("PT1H", alias="syncWindow", description="Sync window, 1 h to 7 d.")
-    message_ttl: str = Field("P2D", alias="messageTtl", description="Message TTL, P1D to P90D.")
+    sync_schedule: str = Field("30 * * * *", alias="syncSchedule", description="Sync schedule, 5-field cron.")
+    sync_window: str = Field("PT1H", alias="syncWindow", description="Sync window, ISO 8601 duration from PT1H to P7D.")
+    message_ttl: str = Field("P2D", alias="messageTtl", description="Message TTL, ISO 8601 duration from P1D to P90D.")
     log_level: Literal["Debug", "Information", "Warning", "Error", "None"] = Field(
-        "Information", alias="logLevel", description="Connected registry log level."
+        "Information", alias="logLevel", description="Connected registry log level: Debug, Information, Warning, Error or None."
     )
-    audit_log: bool = Field(False, alias="auditLog", description="Enable audit logs.")
+    audit_log: ConfigBool = Field(False, alias="auditLog", description="Enable audit logs.")
     notifications: tuple[str, ...] = Field(
-        (), description="Notifications, `repo:tag:digest` with `*` wildcards."
+        (), description="Notifications, `artifact:action` (artifact `name[:tag][@digest]`, action push, delete or *)."
     )
-    password_expiry_days: int = Field(
+    password_expiry_days: ConfigInt = Field(
         90, alias="passwordExpiryDays", ge=1, le=3650, description="Token password lifetime."
     )
-    password_rotate_before_days: int = Field(
+    password_rotate_before_days: ConfigInt = Field(
         30, alias="passwordRotateBeforeDays", ge=0,
         description="Rotate a password this many days before it expires.",
     )
@@ -205,30 +255,35 @@ class SiteConfig(_Model):
     )
 
     # --- operations ---
-    cloud_only: bool = Field(
+    cloud_only: ConfigBool = Field(
         False, alias="cloudOnly",
-        description="Apply Azure-side changes only: cluster and nodes are unreachable; edge resources are "
-        "kept as they are and completed by the next run without it (docs/runbooks.md).",
+        description="Azure-side changes only, for a site whose cluster and nodes cannot be reached: edge resources "
+        "are kept as they are (needs `serviceClusterIP`; [runbook](docs/runbooks.md#sites-that-cannot-be-reached)).",
     )
 
     # --- cluster and Helm chart ---
-    kubeconfig: SecretStr | None = Field(None, description="Kubeconfig content (secret).")
-    kubeconfig_path: str | None = Field(None, alias="kubeconfigPath", description="Kubeconfig file path.")
-    kube_context: str | None = Field(None, alias="kubeContext", description="Kubeconfig context.")
-    namespace: str = Field("connected-registry", description="Namespace of the on-prem install.")
+    kubeconfig: SecretStr | None = Field(None, description="Kubeconfig content (set it with --secret), or use kubeconfigPath.")
+    kubeconfig_path: OptionalName = Field(None, alias="kubeconfigPath", description="Path of a kubeconfig file on the machine running pulumi.")
+    kube_context: OptionalName = Field(None, alias="kubeContext", description="Kubeconfig context (unset: the current context).")
+    namespace: str = Field("connected-registry", description="Namespace of the on-prem install (adopted if it exists).")
     release_name: str = Field("connected-registry", alias="releaseName", description="Helm release name.")
-    chart_version: str = Field("0.2.0", alias="chartVersion", description="Connected-registry chart version.")
-    helm_timeout_seconds: int = Field(
+    chart_version: str = Field("0.2.0", alias="chartVersion", description="Version of oci://mcr.microsoft.com/acr/connected-registry/chart.")
+    helm_timeout_seconds: ConfigInt = Field(
         600, alias="helmTimeoutSeconds", ge=30, le=7200, description="Helm wait timeout."
     )
-    http_enabled: bool = Field(True, alias="httpEnabled", description="Serve plain http on port 80.")
-    chunk_size_in_mb: int = Field(
+    # The default of httpEnabled is this one value; the opt-in rule (docs/config-rules.md,
+    # "Opt-ins") holds whatever it is, so making https the default is a change of this line.
+    http_enabled: ConfigBool = Field(
+        True, alias="httpEnabled",
+        description="Serve plain http on port 80 (false: https on 443). http is an opt-in: see docs/config-rules.md.",
+    )
+    chunk_size_in_mb: ConfigInt = Field(
         1, alias="chunkSizeInMb", ge=1, le=1024, description="Sync chunk size; low on slow links."
     )
-    storage_class_name: str = Field("local-path", alias="storageClassName", description="PVC storage class.")
-    storage_request: str = Field("20Gi", alias="storageRequest", description="PVC size.")
-    service_cluster_ip: str | None = Field(
-        None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service."
+    storage_class_name: str = Field("local-path", alias="storageClassName", description="StorageClass of the registry's PVC (k3s: local-path).")
+    storage_request: str = Field("20Gi", alias="storageRequest", description="Size of the registry's PVC.")
+    service_cluster_ip: OptionalName = Field(
+        None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service (keeps the nodes' registries.yaml stable)."
     )
     chart_values: dict[str, Any] = Field(
         default_factory=dict, alias="chartValues", description="Extra chart values (passthrough)."
@@ -241,30 +296,31 @@ class SiteConfig(_Model):
     pull_secret_namespaces: tuple[str, ...] = Field(
         (), alias="pullSecretNamespaces", description="Application namespaces that get a pull secret."
     )
-    create_pull_secret_namespaces: bool = Field(
+    create_pull_secret_namespaces: ConfigBool = Field(
         False, alias="createPullSecretNamespaces", description="Create (or adopt) those namespaces."
     )
-    patch_default_service_account: bool = Field(
+    patch_default_service_account: ConfigBool = Field(
         False, alias="patchDefaultServiceAccount",
         description="Add the pull secret to each namespace's default ServiceAccount.",
     )
 
     # --- nodes ---
     nodes: tuple[NodeConfig, ...] = Field((), description="The k3s nodes to point at the mirror.")
-    ssh_private_key: SecretStr | None = Field(None, alias="sshPrivateKey", description="SSH key (secret).")
-    ssh_agent: bool = Field(
+    ssh_private_key: SecretStr | None = Field(None, alias="sshPrivateKey", description="SSH private key for the nodes (set it with --secret).")
+    ssh_agent: ConfigBool = Field(
         False, alias="sshAgent",
-        description="Use the SSH agent of the machine running pulumi (`SSH_AUTH_SOCK`) instead of "
-        "sshPrivateKey: the key stays out of the stack's config and state.",
+        description="Authenticate to the nodes with the SSH agent of the machine running pulumi (`SSH_AUTH_SOCK`) "
+        "instead of `sshPrivateKey`: the key is never in the stack's config or state (what CI uses, see "
+        "[preview credentials](docs/runbooks.md#preview-credentials)).",
     )
-    node_restart_timeout_seconds: int = Field(
+    node_restart_timeout_seconds: ConfigInt = Field(
         120, alias="nodeRestartTimeoutSeconds", ge=10, le=1800,
         description="How long to wait for k3s to be active after a restart.",
     )
-    mirror_ca_file: str | None = Field(
+    mirror_ca_file: OptionalName = Field(
         None, alias="mirrorCaFile", description="CA file on the nodes for an https endpoint."
     )
-    mirror_insecure_skip_verify: bool = Field(
+    mirror_insecure_skip_verify: ConfigBool = Field(
         False, alias="mirrorInsecureSkipVerify", description="Skip TLS verification of the mirror."
     )
 
@@ -274,8 +330,13 @@ class SiteConfig(_Model):
     def _cr_name(cls, value: str) -> str:
         if "-" in value:
             raise ValueError("hyphens are not allowed (ARM rejects them): use letters and digits only")
-        if not CONNECTED_REGISTRY_NAME_RE.match(value):
+        if not CONNECTED_REGISTRY_NAME_RE.match(value.lower()):
             raise ValueError("expected 5-50 letters and digits, starting with a letter")
+        if value != value.lower():
+            raise ValueError(
+                f"must be lower case ({value.lower()!r}): the az CLI refuses upper case and connected "
+                "registry runtimes before 0.7.0 fail to activate with it"
+            )
         if len(value) > MAX_CONNECTED_REGISTRY_NAME:
             raise ValueError(
                 f"at most {MAX_CONNECTED_REGISTRY_NAME} characters: the derived token and scope map "
@@ -324,7 +385,19 @@ class SiteConfig(_Model):
     @field_validator("sync_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.croniter.is_valid(value):
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"expected 5 cron fields (minute hour day-of-month month day-of-week) such as '30 * * * *', "
+                f"found {len(fields)}"
+            )
+        for index, (name, allowed) in enumerate(CRON_FIELDS):
+            alone = ["*"] * 5
+            alone[index] = fields[index]
+            if not croniter.croniter.is_valid(" ".join(alone)):
+                raise ValueError(f"the {name} field {fields[index]!r} is out of range or malformed: expected {allowed}, "
+                                 "'*', a list, a range or a step")
+        if not croniter.croniter.is_valid(value):
             raise ValueError("expected a 5-field cron expression such as '30 * * * *'")
         return value
 
@@ -347,11 +420,12 @@ class SiteConfig(_Model):
     @field_validator("notifications")
     @classmethod
     def _notifications(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [n for n in value if not NOTIFICATION_RE.match(n)]
-        if bad:
-            raise ValueError(
-                f"expected `repository:tag:digest` with `*` wildcards (e.g. 'hello-world:*:*'): {', '.join(map(repr, bad))}"
-            )
+        problems = [problem for pattern in value if (problem := notification_problem(pattern))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        dupes = sorted({n for n in value if value.count(n) > 1})
+        if dupes:
+            raise ValueError(f"listed more than once: {', '.join(dupes)}")
         return value
 
     @field_validator("arm_endpoint")
@@ -465,7 +539,7 @@ class SiteConfig(_Model):
     def _cross(self) -> SiteConfig:
         problems = cross_field_problems({name: getattr(self, name) for name in type(self).model_fields})
         if problems:
-            raise ValueError(_CROSS_MARKER + "\n".join(f"{k}\t{m}" for k, m in problems))
+            raise ValueError(_CROSS_MARKER + "\n".join(f"{k}\t{m}" for k, m, _ in problems))
         return self
 
     # --- derived values ---
@@ -516,27 +590,45 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Rules that span several keys, as (key, message). Works on validated values and, when
-    other keys are invalid, on the raw ones too, so every problem is reported in one run."""
-    problems: list[tuple[str, str]] = []
+def notification_problem(pattern: str) -> str | None:
+    """What is wrong with one notification pattern (docs/config-rules.md, "Notifications"), or None."""
+    artifact, sep, action = pattern.rpartition(":")
+    if not sep or not artifact:
+        return f"{pattern!r}: expected `artifact:action`, e.g. 'hello-world:1.0:push' or '*:*'"
+    if action not in NOTIFICATION_ACTIONS:
+        return f"{pattern!r}: the action {action!r} is not push, delete or *"
+    if not NOTIFICATION_ARTIFACT_RE.match(artifact):
+        return (f"{pattern!r}: the artifact {artifact!r} is not name[:tag][@digest] (name a lower-case repository, "
+                "`path/*` or `*`; tag or digest may be `*`)")
+    return None
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Rules that span several keys, as (key, message, keys involved). Works on validated values
+    and, when other keys are invalid, on the raw ones too, so every problem is reported in one
+    run; a rule involving a key that already has its own problem is left out (no knock-on)."""
+    problems: list[tuple[str, str, tuple[str, ...]]] = []
     if values.get("mode") == "ReadWrite" and not _truthy(values.get("allow_read_write")):
-        problems.append(("mode", "'ReadWrite' needs allowReadWrite: true for this site (explicit opt-in)"))
+        problems.append(("mode", "'ReadWrite' needs allowReadWrite: true for this site (explicit opt-in)",
+                         ("mode", "allowReadWrite")))
     rotate, expiry = _int_or_none(values.get("password_rotate_before_days")), _int_or_none(values.get("password_expiry_days"))
     if rotate is not None and expiry is not None and rotate >= expiry:
-        problems.append(("passwordRotateBeforeDays", f"{rotate} must be less than passwordExpiryDays ({expiry})"))
+        problems.append(("passwordRotateBeforeDays", f"{rotate} must be less than passwordExpiryDays ({expiry})",
+                         ("passwordRotateBeforeDays", "passwordExpiryDays")))
     if _truthy(values.get("cloud_only")) and values.get("service_cluster_ip") is None:
         problems.append((
             "cloudOnly",
             "needs serviceClusterIP: the registry endpoint cannot be read from an unreachable cluster; "
             "set serviceClusterIP to the Service's current ClusterIP (the host of "
             "`pulumi stack output registryEndpoint`)",
+            ("cloudOnly", "serviceClusterIP"),
         ))
     has_content, has_path = values.get("kubeconfig") is not None, values.get("kubeconfig_path") is not None
+    kube_keys = ("kubeconfig", "kubeconfigPath")
     if has_content and has_path:
-        problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both"))
+        problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both", kube_keys))
     if not has_content and not has_path:
-        problems.append(("kubeconfig", "required: set kubeconfig (secret) or kubeconfigPath"))
+        problems.append(("kubeconfig", "required: set kubeconfig (secret) or kubeconfigPath", kube_keys))
     nodes = [n for n in values.get("nodes") or () if isinstance(n, (dict, NodeConfig))]
 
     def field(node: Any, name: str) -> Any:
@@ -545,15 +637,15 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     hosts = [field(n, "host") for n in nodes]
     dupes = sorted({str(h) for h in hosts if h is not None and hosts.count(h) > 1})
     if dupes:
-        problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}"))
+        problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}", ("nodes",)))
     agent = _truthy(values.get("ssh_agent"))
     if any(not _truthy(field(n, "gone")) for n in nodes) and values.get("ssh_private_key") is None and not agent:
         problems.append(
             ("sshPrivateKey", "required when nodes are configured: pulumi config set --secret sshPrivateKey < key"
-             " (or sshAgent: true)")
+             " (or sshAgent: true)", ("sshPrivateKey", "sshAgent"))
         )
     if agent and values.get("ssh_private_key") is not None:
-        problems.append(("sshAgent", "set either sshAgent or sshPrivateKey, not both"))
+        problems.append(("sshAgent", "set either sshAgent or sshPrivateKey, not both", ("sshAgent", "sshPrivateKey")))
     http = values.get("http_enabled", True)
     if (values.get("mirror_ca_file") or _truthy(values.get("mirror_insecure_skip_verify"))) and (
         http is True or _truthy(http)
@@ -561,6 +653,7 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append((
             "mirrorCaFile" if values.get("mirror_ca_file") else "mirrorInsecureSkipVerify",
             "only applies to an https endpoint (httpEnabled: false)",
+            ("mirrorCaFile", "mirrorInsecureSkipVerify", "httpEnabled"),
         ))
     return problems
 _PLACEHOLDER_PREFIX = "[secure:"
@@ -625,7 +718,8 @@ def _format_errors(
             problems.append(f"{_key(path)}: required but not set")
             continue
         if item["type"] == "extra_forbidden":
-            problems.append(f"{_key(path)}: unknown setting (check the spelling against the README)")
+            known = _NODE_ALIASES.values() if len(loc) > 1 else _ALIASES.values()
+            problems.append(f"{_key(path)}: unknown setting{did_you_mean(str(loc[-1]), known, '')}")
             continue
         value = item.get("input")
         expected = message
@@ -648,8 +742,8 @@ def parse_site_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
     by_name = {name: raw.get(alias, SiteConfig.model_fields[name].get_default(call_default_factory=True))
                for name, alias in _ALIASES.items()}
     reported = {p.split(":", 2)[1].split("[")[0].split(".")[0] for p in problems}
-    for key, message in cross_field_problems(by_name):
-        if key not in reported:
+    for key, message, involved in cross_field_problems(by_name):
+        if not reported.intersection(involved):
             problems.append(f"{_key(key)}: {message}")
     raise ConfigError(problems)
 
@@ -662,9 +756,55 @@ _JSON_FIELDS = frozenset(
 )
 
 
-_OPTIONAL_FIELDS = frozenset(
-    _ALIASES[name] for name, field in SiteConfig.model_fields.items() if field.default is None
-)
+#: Secret keys are declared in Pulumi.yaml with the default "" (so `secret: true` is enforced):
+#: for them, and only them, "" means unset. Other optional keys are not declared there, so an
+#: empty value was written by someone and is refused.
+_EMPTY_MEANS_UNSET = SECRET_KEYS
+
+#: Every key of this project's namespace.
+PROJECT_KEYS = frozenset(_ALIASES.values())
+
+
+@lru_cache(maxsize=1)
+def azure_native_keys() -> frozenset[str]:
+    """The azure-native provider's config keys, read from the installed SDK (its config module
+    lists exactly what the provider reads), so a new provider version needs no list kept by hand."""
+    import inspect
+
+    from pulumi_azure_native.config import vars as provider_vars
+
+    return frozenset(re.findall(r"__config__\.get\w*\('(\w+)'", inspect.getsource(provider_vars)))
+
+
+def did_you_mean(name: str, candidates: Iterable[str], namespace: str = PROJECT) -> str:
+    """'; did you mean `ns:key`?' for the closest known key, or a pointer to the reference."""
+    choices = sorted(set(candidates))
+    prefix = f"{namespace}:" if namespace else ""
+    same_but_case = [c for c in choices if c.lower() == name.lower()]
+    close = same_but_case or difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{prefix}{close[0]}`?"
+    return "; see the configuration reference in README.md"
+
+
+def key_problems(keys: Iterable[str]) -> list[str]:
+    """Problems with config key *names* (values are not read, so secrets stay unread): unprefixed
+    keys, and unknown keys of this project's namespace or of azure-native, each with a
+    "did you mean". ``keys`` are full keys as in a stack file (``namespace:name``)."""
+    problems: list[str] = []
+    for key in keys:
+        namespace, sep, name = key.partition(":")
+        if not sep:
+            hint = (f"write `{PROJECT}:{key}`" if key in PROJECT_KEYS
+                    else f"write it with its namespace{did_you_mean(key, PROJECT_KEYS)}")
+            problems.append(f"{key}: a stack config key needs its namespace (Pulumi refuses `{key}`): {hint}")
+        elif namespace == PROJECT and name not in PROJECT_KEYS:
+            problems.append(f"{key}: unknown setting{did_you_mean(name, PROJECT_KEYS)}")
+        elif namespace == "azure-native" and name not in azure_native_keys():
+            problems.append(
+                f"{key}: not a setting of the azure-native provider{did_you_mean(name, azure_native_keys(), namespace)}"
+            )
+    return problems
 
 
 def decode_raw_config(
@@ -676,8 +816,7 @@ def decode_raw_config(
     decoded: dict[str, Any] = {}
     problems: list[str] = []
     for key, value in values.items():
-        if value == "" and key in _OPTIONAL_FIELDS:
-            # Pulumi.yaml declares optional strings with "" as the default: "" means unset.
+        if value == "" and key in _EMPTY_MEANS_UNSET:
             continue
         if key in _JSON_FIELDS and isinstance(value, str):
             try:
@@ -700,14 +839,21 @@ def secret_key_problems(secret_keys: frozenset[str]) -> list[str]:
     ]
 
 
-def load_site_config(values: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> SiteConfig:
+def load_site_config(
+    values: Mapping[str, Any], secret_keys: frozenset[str] = frozenset(), other_keys: Iterable[str] = ()
+) -> SiteConfig:
     """Validate config as Pulumi supplies it (strings, JSON for arrays/objects); all problems at once.
 
-    ``secret_keys``: the keys Pulumi marked secret; their values are never echoed, and a secret
-    the program could not keep secret is a problem.
+    ``values`` are this project's keys without the prefix. ``secret_keys``: the keys Pulumi marked
+    secret; their values are never echoed, and a secret the program could not keep secret is a
+    problem. ``other_keys``: the full keys of other namespaces (``azure-native:location``),
+    checked by name only.
     """
-    decoded, problems = decode_raw_config(values, secret_keys)
-    problems = secret_key_problems(secret_keys) + problems
+    unknown = [key for key in values if key not in PROJECT_KEYS]
+    problems = key_problems([f"{PROJECT}:{key}" for key in unknown] + list(other_keys))
+    values = {key: value for key, value in values.items() if key not in unknown}
+    decoded, decode_problems = decode_raw_config(values, secret_keys)
+    problems += secret_key_problems(secret_keys - set(unknown)) + decode_problems
     try:
         site = parse_site_config(decoded, secret_keys)
     except ConfigError as error:

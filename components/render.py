@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from components.config import PROJECT, ConfigError, placeholder
+from components.config import PROJECT, ConfigError, key_problems, placeholder
 from components.stack_config import is_secure_leaf, secure_leaf_paths
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -169,8 +169,13 @@ def load_stack_config(
             config[full] = _config_string(declaration["default"])
         if isinstance(declaration, dict) and declaration.get("secret"):
             secret_keys.append(full)
-    for key, value in (stack_doc.get("config") or {}).items():
-        full = key if ":" in key else f"{name}:{key}"
+    stack_config = stack_doc.get("config") or {}
+    # Pulumi refuses a stack file key without its namespace; say so, with the key to write.
+    unprefixed = [str(key) for key in stack_config if ":" not in str(key)]
+    if unprefixed:
+        raise ConfigError([f"{stack_file.name}: {problem}" for problem in key_problems(unprefixed)])
+    for key, value in stack_config.items():
+        full = str(key)
         if is_secure_leaf(value):
             # Cannot be decrypted offline: a placeholder stands in, still a secret.
             config[full] = placeholder(full.split(":", 1)[1])
@@ -443,7 +448,8 @@ def render_stack(
     chosen_catalog = catalog or default_catalog(repositories if isinstance(repositories, list) else [])
     # A fresh context: the SDK keeps its settings in context variables, so renders don't leak.
     return contextvars.Context().run(
-        _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview, Path(project_dir)
+        _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview,
+        Path(stack_dir) if stack_dir is not None else Path(project_dir),
     )
 
 
@@ -455,7 +461,7 @@ def _render_in_context(
     catalog: Callable[[str], Sequence[str]],
     fakes: CloudFakes,
     preview: bool,
-    project_dir: Path,
+    stack_dir: Path,
 ) -> RenderResult:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
@@ -483,7 +489,7 @@ def _render_in_context(
     def program() -> None:
         # As `pulumi up` does: values through pulumi.Config, secret keys as the engine marks them
         # (set_all_config above), secret leaves from the stack file.
-        stack_config = read_stack_config(project_dir)
+        stack_config = read_stack_config(stack_dir)
         holder["site"] = site_module.build(stack_config.values, catalog, secrets=stack_config)
 
     _sync_await(run_pulumi_func(program))

@@ -35,6 +35,21 @@ def read_pulumi_config() -> dict[str, Any]:
     return dict(read_stack_config().values)
 
 
+def other_config_keys() -> list[str]:
+    """The names (never the values) of every config key outside this project's namespace, such as
+    ``azure-native:location``, so misspelt provider keys are caught (config.key_problems)."""
+    from pulumi.runtime import config as runtime_config
+
+    keys: set[str] = set()
+    for source in (runtime_config.get_config_env(), runtime_config.CONFIG.get()):
+        for key in source:
+            namespace, _, name = key.partition(":")
+            if namespace != PROJECT:
+                # The engine may still pass the old `<namespace>:config:<name>` form.
+                keys.add(f"{namespace}:{name.removeprefix('config:')}")
+    return sorted(keys)
+
+
 def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: str) -> list[str]:
     """Explicit names as given; ``ns/*`` patterns expanded against the live catalog."""
     if any(acr.is_pattern(entry) for entry in site.repositories):
@@ -210,9 +225,10 @@ def build(
     """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError.
 
     ``secrets`` says which values are secrets (:func:`components.stack_config.read_stack_config`).
+    Key names outside this project's namespace are checked too (``azure-native:locaton``).
     """
     secret_keys = secrets.secret_keys if secrets is not None else frozenset()
-    site_config = load_site_config(values, secret_keys)
+    site_config = load_site_config(values, secret_keys, other_config_keys())
     if check_local_files and (problems := local_file_problems(site_config)):
         raise ConfigError(problems)
     return Site(pulumi.get_stack(), site_config, catalog, secrets=secrets)

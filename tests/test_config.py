@@ -72,9 +72,148 @@ def test_pulumi_string_values_are_coerced() -> None:
     assert site.audit_log is True
 
 
-def test_empty_string_defaults_mean_unset() -> None:
-    site = load_site_config(with_(serviceClusterIP="", kubeContext="", mirrorCaFile=""))
-    assert site.service_cluster_ip is None and site.kube_context is None
+def test_empty_secret_defaults_mean_unset() -> None:
+    """Secrets are declared in Pulumi.yaml with the default "" (so `secret: true` holds): "" is unset."""
+    problems = problems_for(with_(kubeconfig="", sshPrivateKey=""))
+    assert "edge-registry:kubeconfig: required: set kubeconfig (secret) or kubeconfigPath" in problems
+    assert any(p.startswith("edge-registry:sshPrivateKey: required") for p in problems)
+
+
+@pytest.mark.parametrize("key", ["kubeContext", "kubeconfigPath", "serviceClusterIP", "mirrorCaFile"])
+def test_an_empty_optional_name_is_refused_not_ignored(key: str) -> None:
+    changes: dict[str, Any] = {key: ""}
+    if key == "kubeconfigPath":
+        changes["kubeconfig"] = None
+    problems = problems_for(with_(**changes))
+    assert problems == [f"edge-registry:{key}: '' is invalid: is empty: remove the key to leave it unset"]
+
+
+def test_empty_optional_node_fields_are_refused() -> None:
+    problems = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "unit": "", "hostKey": " "}]))
+    assert {p.split(":")[1] for p in problems} == {"nodes[0].unit", "nodes[0].hostKey"}
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "on", "1", "0", "TRUE", "", "y"])
+def test_booleans_are_only_true_or_false(value: str) -> None:
+    problems = problems_for(with_(httpEnabled=value))
+    assert problems == [f"edge-registry:httpEnabled: {value!r} is invalid: expected true or false"]
+
+
+def test_booleans_accept_what_pulumi_config_get_bool_accepts() -> None:
+    for text, expected in (("true", True), ("True", True), ("false", False), ("False", False)):
+        assert load_site_config(with_(auditLog=text)).audit_log is expected
+    site = load_site_config(with_(nodes=[{"host": "10.0.0.1", "role": "server", "gone": False}]))
+    assert site.nodes[0].gone is False
+    (problem,) = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "gone": "yes"}]))
+    assert problem.startswith("edge-registry:nodes[0].gone: 'yes' is invalid: expected true or false")
+
+
+def test_numbers_are_whole_numbers_not_booleans() -> None:
+    assert problems_for(with_(chunkSizeInMb="1.5")) == ["edge-registry:chunkSizeInMb: '1.5' is invalid: expected a whole number"]
+    (problem,) = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "port": True}]))
+    assert problem.startswith("edge-registry:nodes[0].port: True is invalid: expected a whole number")
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0", "10.0.0.1.5", "256.256.256.256", "1..2.3"])
+def test_a_host_that_looks_like_ipv4_must_be_one(host: str) -> None:
+    (problem,) = problems_for(with_(nodes=[{"host": host, "role": "server"}]))
+    assert problem.startswith("edge-registry:nodes[0].host:") and "looks like an IPv4 address" in problem
+
+
+def test_real_addresses_and_names_are_hosts() -> None:
+    nodes = [{"host": h, "role": "agent"} for h in ("10.0.0.1", "fd00::5", "node-1.site.example", "n1")]
+    assert [n.host for n in load_site_config(with_(nodes=nodes)).nodes] == ["10.0.0.1", "fd00::5", "node-1.site.example", "n1"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field"),
+    [("61 * * * *", "minute"), ("* 24 * * *", "hour"), ("* * 32 * *", "day-of-month"), ("* * 0 * *", "day-of-month"),
+     ("* * * 13 *", "month"), ("* * * * 8", "day-of-week"), ("*/x * * * *", "minute")],
+)
+def test_a_cron_message_names_the_field_out_of_range(schedule: str, field: str) -> None:
+    (problem,) = problems_for(with_(syncSchedule=schedule))
+    assert problem.startswith("edge-registry:syncSchedule:")
+    assert f"the {field} field" in problem and "5-field" not in problem
+
+
+def test_a_cron_with_the_wrong_number_of_fields_says_how_many() -> None:
+    (problem,) = problems_for(with_(syncSchedule="0 30 * * * *"))
+    assert "expected 5 cron fields" in problem and "found 6" in problem
+
+
+def test_unknown_keys_get_a_did_you_mean() -> None:
+    problems = problems_for(with_(httpEnable="true", repositorys=json.dumps(["a"]), HTTPENABLED="true"))
+    assert "edge-registry:httpEnable: unknown setting; did you mean `edge-registry:httpEnabled`?" in problems
+    assert "edge-registry:repositorys: unknown setting; did you mean `edge-registry:repositories`?" in problems
+    assert "edge-registry:HTTPENABLED: unknown setting; did you mean `edge-registry:httpEnabled`?" in problems
+    (far,) = problems_for(with_(zzzqqq="1"))
+    assert far == "edge-registry:zzzqqq: unknown setting; see the configuration reference in README.md"
+
+
+def test_an_unknown_node_field_gets_a_did_you_mean() -> None:
+    (problem,) = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "hostkey": "x"}]))
+    assert problem == "edge-registry:nodes[0].hostkey: unknown setting; did you mean `hostKey`?"
+
+
+def test_misspelt_azure_native_keys_get_a_did_you_mean() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_site_config(valid(), ["azure-native:locaton", "azure-native:subscriptionId", "kubernetes:context"])
+    assert caught.value.problems == [
+        "azure-native:locaton: not a setting of the azure-native provider; did you mean `azure-native:location`?"
+    ]
+
+
+def test_unprefixed_keys_are_refused_with_the_key_to_write() -> None:
+    from components.config import key_problems
+
+    assert key_problems(["auditLog", "loctaion"]) == [
+        "auditLog: a stack config key needs its namespace (Pulumi refuses `auditLog`): write `edge-registry:auditLog`",
+        "loctaion: a stack config key needs its namespace (Pulumi refuses `loctaion`): write it with its namespace; "
+        "see the configuration reference in README.md",
+    ]
+
+
+def test_a_negative_expiry_is_one_problem_not_two() -> None:
+    assert problems_for(with_(passwordExpiryDays="-5")) == [
+        "edge-registry:passwordExpiryDays: -5 is invalid: Input should be greater than or equal to 1"
+    ]
+    # The cross rule still holds when both values are valid on their own.
+    (problem,) = problems_for(with_(passwordExpiryDays="20", passwordRotateBeforeDays="25"))
+    assert problem.startswith("edge-registry:passwordRotateBeforeDays: 25 must be less than")
+
+
+VALID_NOTIFICATIONS = [
+    "*:*", "*:*:*", "*@*:*", "hello-world:1.0:delete", "path/to/repo/*:push", "hello-world:*:*",
+    "repo@sha256:" + "a" * 64 + ":push", "repo:v1@sha256:" + "b" * 64 + ":delete", "fleet/app:*:push", "hello-world:push",
+]
+
+
+def test_the_documented_notification_patterns_are_accepted() -> None:
+    site = load_site_config(with_(notifications=VALID_NOTIFICATIONS))
+    assert site.notifications == tuple(VALID_NOTIFICATIONS)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("hello-world:1.0:pull", "the action 'pull' is not push, delete or *"),
+        ("hello-world:*:Push", "the action 'Push' is not push, delete or *"),
+        ("hello-world", "expected `artifact:action`"),
+        (":push", "expected `artifact:action`"),
+        ("Hello:push", "the artifact 'Hello' is not name[:tag][@digest]"),
+        ("repo@md5:push", "the artifact 'repo@md5' is not"),
+        ("a/*/b:push", "the artifact 'a/*/b' is not"),
+        ("repo:1.0:2.0:push", "the artifact 'repo:1.0:2.0' is not"),
+    ],
+)
+def test_a_bad_notification_says_which_part_is_wrong(pattern: str, says: str) -> None:
+    (problem,) = problems_for(with_(notifications=[pattern]))
+    assert problem.startswith("edge-registry:notifications:") and says in problem, problem
+
+
+def test_connected_registry_names_are_lower_case() -> None:
+    (problem,) = problems_for(with_(connectedRegistryName="Ship01"))
+    assert problem.startswith("edge-registry:connectedRegistryName: 'Ship01' is invalid: must be lower case ('ship01')")
 
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
@@ -97,6 +236,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("log level", {"logLevel": "Verbose"}, "logLevel"),
     ("audit log not a bool", {"auditLog": "maybe"}, "auditLog"),
     ("notification syntax", {"notifications": ["hello-world"]}, "notifications"),
+    ("notification action", {"notifications": ["hello-world:1.0:pull"]}, "notifications"),
+    ("cr name upper case", {"connectedRegistryName": "ShipOne"}, "connectedRegistryName"),
+    ("http not a bool", {"httpEnabled": "yes"}, "httpEnabled"),
+    ("empty kube context", {"kubeContext": ""}, "kubeContext"),
+    ("ipv4-like host", {"nodes": [{"host": "999.1.1.1", "role": "server"}]}, "nodes[0].host"),
     ("repository upper case", {"repositories": ["Hello-World"]}, "repositories"),
     ("repository bad pattern", {"repositories": ["fleet/*/x"]}, "repositories"),
     ("repository bare wildcard", {"repositories": ["*"]}, "repositories"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from components.config import SiteConfig
+from components.config import SECRET_KEYS, SiteConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Pulumi's own project schema, vendored with its source and licence (tests/vendor/README.md).
@@ -35,30 +35,50 @@ def test_local_file_backend_is_the_default() -> None:
     assert project()["backend"]["url"].startswith("file://")
 
 
-def test_every_scalar_and_array_key_is_declared() -> None:
-    declared = set(project()["config"])
-    objects = {"nodes", "chartValues"}  # Pulumi cannot declare object-valued keys
+def test_pulumi_yaml_and_readme_are_generated_from_the_model() -> None:
+    """SiteConfig is the one source; a key added there without regenerating fails here, with the command."""
+    from components import config_docs
+
+    stale = config_docs.outdated()
+    assert not stale, f"{', '.join(stale)} out of date with SiteConfig: run python -m components.config_docs --write"
+
+
+def test_the_drift_check_catches_a_hand_edit(tmp_path: Path) -> None:
+    from components import config_docs
+
+    for name in ("Pulumi.yaml", "README.md"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    assert config_docs.outdated(tmp_path) == []
+    project_text = (tmp_path / "Pulumi.yaml").read_text().replace("default: 90", "default: 60")
+    (tmp_path / "Pulumi.yaml").write_text(project_text)
+    readme_text = (tmp_path / "README.md").read_text().replace("| `auditLog` | boolean | `false` |", "| `auditLog` | boolean | `true` |")
+    (tmp_path / "README.md").write_text(readme_text)
+    assert config_docs.outdated(tmp_path) == ["Pulumi.yaml", "README.md"]
+    assert config_docs.write(tmp_path) == ["Pulumi.yaml", "README.md"]
+    assert config_docs.outdated(tmp_path) == []
+    assert (tmp_path / "Pulumi.yaml").read_text() == (ROOT / "Pulumi.yaml").read_text()
+
+
+def test_declarations_follow_the_model() -> None:
+    """Required keys have no default (Pulumi then refuses a stack without them); secrets are
+    declared secret; objects and optional keys without a default are not declared, so an empty
+    value in a stack file is the site's own and is refused (docs/config-rules.md)."""
+    declared = project()["config"]
     for name, field in SiteConfig.model_fields.items():
         key = field.alias or name
-        if key in objects:
+        if key in ("nodes", "chartValues"):
             assert key not in declared
-            continue
-        assert key in declared, f"{key} is not declared in Pulumi.yaml"
-
-
-def test_declared_defaults_match_the_model() -> None:
-    for key, declaration in project()["config"].items():
-        field = next(f for n, f in SiteConfig.model_fields.items() if (f.alias or n) == key)
-        if "default" not in declaration:
-            assert field.is_required(), f"{key}: required in the model but has no default"
-            continue
-        default = declaration["default"]
-        model_default = field.get_default(call_default_factory=True)
-        if default == "" and model_default is None:
-            continue
-        if isinstance(model_default, tuple):
-            model_default = list(model_default)
-        assert default == model_default, key
+        elif key in SECRET_KEYS:
+            assert declared[key]["secret"] is True and declared[key]["default"] == ""
+        elif field.is_required():
+            assert "default" not in declared[key], key
+        elif field.get_default(call_default_factory=True) is None:
+            assert key not in declared, key
+        else:
+            default = field.get_default(call_default_factory=True)
+            assert declared[key]["default"] == (list(default) if isinstance(default, tuple) else default), key
+        if key in declared:
+            assert declared[key]["description"] == field.description
 
 
 def test_readme_config_reference_lists_every_key() -> None:
