@@ -6,7 +6,9 @@ The real program (``components.site.run``) runs against the real Pulumi SDK; onl
 the providers are faked. Config is Pulumi.yaml's defaults merged with ``Pulumi.STACK.yaml``;
 values the cloud would supply (ids, the gateway endpoint, passwords, the catalog, a node's
 current registries.yaml) come from deterministic fakes. Secure values that cannot be decrypted
-offline become placeholders. Exit codes: 0 rendered, 2 configuration error.
+offline become placeholders. The CLI then runs the policy pack's validators on what it rendered
+(components/policy_check.py), so a stack that renders also passes ``--policy-pack policy``.
+Exit codes: 0 rendered, 2 configuration error or mandatory policy violation.
 """
 
 from __future__ import annotations
@@ -589,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--stack-dir", type=Path, default=None, metavar="DIR",
                         help="read Pulumi.STACK.yaml from DIR (default: the project directory)")
+    parser.add_argument("--policy-config", type=Path, default=None, metavar="FILE",
+                        help="the policy pack's fleet config (default: policy/config.json when it exists)")
     args = parser.parse_args(argv)
     try:
         node_state = _parse_node_state(args.node_state)
@@ -599,6 +603,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             node_state=node_state,
         )
         result = render_stack(args.project_dir, args.stack, fakes=fakes, stack_dir=args.stack_dir)
+        # The policy pack's own validators on what was rendered (components/policy_check.py).
+        from components.policy_check import DEFAULT_POLICY_CONFIG, load_policy_config, policy_violations
+
+        fleet_config = load_policy_config(args.policy_config or args.project_dir / DEFAULT_POLICY_CONFIG)
+        violations = policy_violations(result.resources, args.stack_dir or args.project_dir, fleet_config)
     except ConfigError as error:
         print(f"invalid site configuration for stack {args.stack}:", file=sys.stderr)
         for problem in error.problems:
@@ -606,6 +615,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for warning in result.warnings:
         print(warning, file=sys.stderr)
+    for violation in violations:
+        if not violation.mandatory:
+            print(violation, file=sys.stderr)
+    mandatory = [v for v in violations if v.mandatory]
+    if mandatory:
+        print(f"stack {args.stack} fails the policy pack (pulumi preview --policy-pack policy would too):",
+              file=sys.stderr)
+        for violation in mandatory:
+            print(violation, file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([r.as_json(args.show_secrets) for r in result.resources], indent=2, sort_keys=False))
     else:

@@ -6,17 +6,13 @@ the policy server), so tests import this module and call each policy's ``validat
 
 Which stacks may use ReadWrite or plain http
 --------------------------------------------
-A site opts in **in its own stack file**, the file its pull request changes and reviewers read:
-``edge-registry:allowReadWrite: true`` (ReadWrite) or ``edge-registry:httpEnabled: true`` (http)
-written in ``Pulumi.<site>.yaml``. A default from ``Pulumi.yaml`` is not an opt-in: the policy
-reads the stack file itself, not the merged config. The stack is the one in the resource's URN
-(``urn:pulumi:<stack>::…``); the project directory is the policy pack's parent directory, or
-``EDGE_REGISTRY_PROJECT_DIR``.
+Only sites that opted in, in their own ``Pulumi.<site>.yaml`` (or listed in this pack's fleet
+config): the rule and how to opt in are documented in one place, docs/config-rules.md
+("Opt-ins"). The stack is the one in the resource's URN (``urn:pulumi:<stack>::…``); the project
+directory is the policy pack's parent directory, or ``EDGE_REGISTRY_PROJECT_DIR``.
 
-A stack whose config does not live in its file (set from an ESC environment, say) can instead be
-listed in the policy's config, ``allowReadWriteStacks`` / ``allowHttpStacks`` (stack names or
-``fnmatch`` patterns such as ``ship*``), passed with
-``pulumi preview --policy-pack policy --policy-pack-config <file.json>``.
+The offline render runs these same validators on what it rendered (components/policy_check.py),
+so a stack that renders cleanly passes this pack.
 
 Everything is mandatory except ``remote-command-pins-host-key`` (advisory).
 """
@@ -27,6 +23,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -73,8 +70,16 @@ def stack_of(urn: str) -> str:
     return head.split(":", 2)[2] if head.startswith("urn:pulumi:") and head.count(":") >= 2 else ""
 
 
+#: Where the offline render keeps the stack it checks, when not in the project directory.
+STACK_DIR: ContextVar[Path | None] = ContextVar("edge_registry_stack_dir", default=None)
+
+
 def project_dir() -> Path:
-    """Where the ``Pulumi.<stack>.yaml`` files are: the pack's parent, or EDGE_REGISTRY_PROJECT_DIR."""
+    """Where the ``Pulumi.<stack>.yaml`` files are: the pack's parent, or EDGE_REGISTRY_PROJECT_DIR
+    (or the directory the offline render checks, components/policy_check.py)."""
+    checked = STACK_DIR.get()
+    if checked is not None:
+        return checked
     override = os.environ.get("EDGE_REGISTRY_PROJECT_DIR")
     return Path(override) if override else Path(__file__).resolve().parent.parent
 

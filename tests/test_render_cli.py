@@ -131,3 +131,74 @@ def test_the_suite_refuses_to_render_the_adopters_stacks() -> None:
 
     with pytest.raises(pytest.fail.Exception, match="stack_dir"):
         render_stack(ROOT, "dev")
+
+
+# --- one rule set: the render runs the policy pack ----------------------------------------------
+
+def site_variant(tmp_path: Path, name: str, drop: tuple[str, ...] = (), **config: object) -> None:
+    """A copy of the fixture site as Pulumi.<name>.yaml in a project dir, with keys dropped or set."""
+    if not (tmp_path / "Pulumi.yaml").exists():
+        shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stack = yaml.safe_load(stack_file().read_text())
+    for key in drop:
+        stack["config"].pop(key)
+    stack["config"].update(config)
+    (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(stack))
+
+
+def test_http_without_the_sites_opt_in_fails_the_render_as_it_fails_the_pack(tmp_path: Path) -> None:
+    """httpEnabled defaults to true, but only the stack file's own `httpEnabled: true` is the opt-in."""
+    site_variant(tmp_path, "ship02", drop=("edge-registry:httpEnabled",))
+    done = render("ship02", "--project-dir", str(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "stack ship02 fails the policy pack" in done.stderr
+    assert "policy http-only-where-opted-in" in done.stderr
+    assert "write `edge-registry:httpEnabled: true` in Pulumi.ship02.yaml" in done.stderr
+    # Choosing either way passes: https, or http written in the stack file.
+    site_variant(tmp_path, "ship03", **{"edge-registry:httpEnabled": False})
+    assert render("ship03", "--project-dir", str(tmp_path)).returncode == 0
+    site_variant(tmp_path, "ship04", **{"edge-registry:httpEnabled": True})
+    assert render("ship04", "--project-dir", str(tmp_path)).returncode == 0
+
+
+def test_the_fleet_policy_config_opts_a_stack_in_for_the_render_too(tmp_path: Path) -> None:
+    site_variant(tmp_path, "ship05", drop=("edge-registry:httpEnabled",))
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "config.json").write_text(json.dumps({"http-only-where-opted-in": {"allowHttpStacks": ["ship0*"]}}))
+    done = render("ship05", "--project-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"http-only-where-opted-in": {"allowHttpStacks": ["plant*"]}}))
+    assert render("ship05", "--project-dir", str(tmp_path), "--policy-config", str(other)).returncode == 2
+
+
+def test_a_password_lifetime_past_the_packs_maximum_fails_the_render(tmp_path: Path) -> None:
+    site_variant(tmp_path, "ship06", **{"edge-registry:passwordExpiryDays": 365})
+    done = render("ship06", "--project-dir", str(tmp_path))
+    assert done.returncode == 2 and "policy token-passwords-expire" in done.stderr
+    assert "the maximum is 90" in done.stderr
+
+
+def test_read_write_needs_the_opt_in_in_the_stack_file(tmp_path: Path) -> None:
+    site_variant(tmp_path, "plant07", **{"edge-registry:mode": "ReadWrite", "edge-registry:allowReadWrite": True})
+    done = render("plant07", "--project-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+
+
+def test_advisory_findings_are_printed_without_failing() -> None:
+    done = render("dev")
+    assert done.returncode == 0
+    assert "advisory policy remote-command-pins-host-key" in done.stderr
+
+
+def test_unprefixed_and_misspelt_keys_in_a_stack_file_are_named(tmp_path: Path) -> None:
+    site_variant(tmp_path, "ship08", auditLog=False)
+    done = render("ship08", "--project-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "Pulumi.ship08.yaml: auditLog: a stack config key needs its namespace" in done.stderr
+    assert "write `edge-registry:auditLog`" in done.stderr
+    site_variant(tmp_path, "ship09", **{"azure-native:locaton": "westeurope", "edge-registry:httpEnabld": True})
+    done = render("ship09", "--project-dir", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "azure-native:locaton: not a setting of the azure-native provider; did you mean `azure-native:location`?" in done.stderr
+    assert "edge-registry:httpEnabld: unknown setting; did you mean `edge-registry:httpEnabled`?" in done.stderr
