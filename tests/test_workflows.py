@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,9 +123,18 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
 
 # --- CI ----------------------------------------------------------------------------------------
 
-def test_ci_runs_the_ci_script_and_renders_every_stack_file() -> None:
+def test_ci_runs_once_per_change() -> None:
+    """A push to a PR branch runs the pull_request event only; the merge to main runs push."""
     ci = workflow("ci.yml")
-    assert {"push", "pull_request"} <= set(ci["on"])
+    assert set(ci["on"]) == {"push", "pull_request"}
+    assert ci["on"]["push"] == {"branches": ["main"]}
+    assert ci["on"]["pull_request"] is None  # every pull request, whatever its base
+
+
+def test_ci_runs_the_ci_script_as_the_runner_user_and_renders_every_stack_file() -> None:
+    ci = workflow("ci.yml")
+    # .ci/run installs the system packages itself, through sudo -n (no separate root step).
+    assert not any("apt-get" in s.get("run", "") for s in ci["jobs"]["test"]["steps"])
     assert "bash .ci/run" in step(ci["jobs"]["test"], ".ci/run")["run"]
     job = ci["jobs"]["typecheck-and-render"]
     assert "mypy components/" in step(job, "Type check")["run"]
@@ -157,22 +167,86 @@ def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
     assert "::error file=Pulumi.broken.yaml" in bad.stdout and "registryName" in bad.stdout
     assert (tmp_path / "rendered.txt").read_text().split() == ["broken", "dev", "ship01"]
 
+    # No stack file at all (the example deleted, no site yet): nothing to render is not a failure.
+    for stack_file in tmp_path.glob("Pulumi.*.yaml"):
+        stack_file.unlink()
+    empty = run_script(render, tmp_path, {})
+    assert empty.returncode == 0 and "::notice::" in empty.stdout
+
 
 # --- preview -----------------------------------------------------------------------------------
 
-def test_preview_discovers_stacks_from_the_stack_files(tmp_path: Path) -> None:
+def preview_stacks(repo: Path, base: str, head: str) -> list[str]:
+    script = step(workflow("preview.yml")["jobs"]["stacks"], "JSON matrix")["run"]
+    output = repo / ".github_output"
+    result = run_script(script, repo, {"GITHUB_OUTPUT": str(output), "BASE": base, "GITHUB_SHA": head})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(outputs(output)["stacks"])
+
+
+def test_preview_discovers_the_affected_stacks_from_the_stack_files(pushed_repo) -> None:
+    repo, commit = pushed_repo
     preview = workflow("preview.yml")
     assert set(preview["on"]) == {"pull_request"}
-    discover_job = preview["jobs"]["stacks"]
-    script = step(discover_job, "JSON matrix")["run"]
-    assert "Pulumi.*.yaml" in script
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml", "Pulumi.plant-7.yaml", "README.md"):
-        (tmp_path / name).write_text("config: {}\n")
-    output = tmp_path / "github_output"
-    result = run_script(script, tmp_path, {"GITHUB_OUTPUT": str(output)})
-    assert result.returncode == 0, result.stderr
-    assert json.loads(outputs(output)["stacks"]) == ["dev", "plant-7", "ship01"]
-    assert discover_job["outputs"]["stacks"] == "${{ steps.discover.outputs.stacks }}"
+    assert preview["jobs"]["stacks"]["outputs"]["stacks"] == "${{ steps.discover.outputs.stacks }}"
+    base = commit()
+    # One site's file: that site only.
+    one = commit(**{"Pulumi.ship02.yaml": "v2\n"})
+    assert preview_stacks(repo, base, one) == ["ship02"]
+    # Docs only: nothing to preview.
+    assert preview_stacks(repo, one, commit(**{"README.md": "v2\n"})) == []
+
+
+@pytest.mark.parametrize("path", ["policy__edge_policies.py", "components__site.py", "Pulumi.yaml", "requirements.txt"])
+def test_program_and_policy_changes_preview_and_deploy_every_site(pushed_repo, path: str) -> None:
+    repo, commit = pushed_repo
+    (repo / "policy").mkdir(exist_ok=True)
+    base = commit(**{"policy__edge_policies.py": "v1\n", "requirements.txt": "v1\n"})
+    head = commit(**{path: "v2\n"})
+    assert preview_stacks(repo, base, head) == ["dev", "ship01", "ship02"]
+    assert select_stacks(repo, "push", base, head) == ["dev", "ship01", "ship02"]
+
+
+def test_the_example_stack_is_skipped_until_its_owner_opts_it_in(pushed_repo) -> None:
+    repo, commit = pushed_repo
+    (repo / ".github").mkdir()
+    examples = "# examples, not sites\ndev   # the shipped example\n"
+    base = commit(**{".github__example-stacks.txt": examples})
+    program = commit(**{"components__site.py": "v2\n"})
+    assert preview_stacks(repo, base, program) == ["ship01", "ship02"]
+    assert select_stacks(repo, "push", base, program) == ["ship01", "ship02"]
+    assert select_stacks(repo, "schedule", "", program) == ["ship01", "ship02"]
+    edited = commit(**{"Pulumi.dev.yaml": "v2\n"})
+    assert preview_stacks(repo, program, edited) == [] and select_stacks(repo, "push", program, edited) == []
+    # The owner opts in: the line goes, and dev is a site like any other.
+    opted_in = commit(**{".github__example-stacks.txt": "# examples, not sites\n", "Pulumi.dev.yaml": "v3\n"})
+    assert preview_stacks(repo, edited, opted_in) == ["dev"]
+    assert select_stacks(repo, "push", edited, opted_in) == ["dev"]
+
+
+def test_the_shipped_example_is_listed_as_an_example() -> None:
+    from importlib import util
+
+    spec = util.spec_from_file_location("fleet_stacks", ROOT / "scripts" / "fleet_stacks.py")
+    assert spec and spec.loader
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert "dev" in module.example_stacks(ROOT)
+    assert "dev" not in module.all_sites(ROOT)
+
+
+@pytest.mark.parametrize(("file", "job"), [("preview.yml", "stacks"), ("preview.yml", "preview"),
+                                           ("deploy.yml", "stacks"), ("deploy.yml", "deploy"),
+                                           ("decommission.yml", "decommission")])
+def test_every_job_that_uses_the_backend_refuses_to_run_without_one(tmp_path: Path, file: str, job: str) -> None:
+    definition = workflow(file)["jobs"][job]
+    assert definition["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    guard = step(definition, "explicit state backend")
+    assert definition["steps"].index(guard) == 0, "the guard runs before anything else"
+    refused = run_script(guard["run"], tmp_path, {"PULUMI_BACKEND_URL": ""})
+    assert refused.returncode == 1 and "::error" in refused.stdout and "PULUMI_BACKEND_URL" in refused.stdout
+    accepted = run_script(guard["run"], tmp_path, {"PULUMI_BACKEND_URL": "azblob://state?sas=SECRET"})
+    assert accepted.returncode == 0 and "azblob://state" in accepted.stdout and "SECRET" not in accepted.stdout
 
 
 def test_preview_matrix_comes_from_discovery_not_a_hand_kept_list() -> None:
@@ -242,6 +316,8 @@ def pushed_repo(tmp_path: Path):
     git("config", "user.email", "ci@example.invalid")
     git("config", "user.name", "ci")
     (tmp_path / "components").mkdir()
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "fleet_stacks.py", tmp_path / "scripts" / "fleet_stacks.py")
     for name in ("components/site.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml",
                  "Pulumi.ship02.yaml", "README.md"):
         (tmp_path / name).write_text("v1\n")

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Which site stacks the fleet workflows preview and deploy (stdlib only: runs on a bare runner).
+
+    python3 scripts/fleet_stacks.py all                  # every real site, as a JSON list
+    python3 scripts/fleet_stacks.py changed BASE HEAD    # the sites a change between two commits affects
+
+A stack is a ``Pulumi.<name>.yaml`` at the repository root. Examples are not sites: a stack listed
+in ``.github/example-stacks.txt`` (the example ``dev`` is, as shipped) is never previewed or
+deployed; delete its line there to make it a real site (docs/runbooks.md, "New site").
+
+``changed`` gives every real site when the program or the rules changed (``components/``,
+``policy/``, ``__main__.py``, ``requirements*.txt``, ``Pulumi.yaml``), else the sites whose stack
+file changed and still exists (a removed file is a decommissioned site).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES_FILE = Path(".github") / "example-stacks.txt"
+STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^/]+)\.yaml$")
+#: A change under these paths can change what every stack declares, or whether it passes policy.
+AFFECTS_EVERY_STACK = re.compile(r"^(components/|policy/|__main__\.py$|requirements[^/]*\.txt$|Pulumi\.yaml$)")
+
+
+def example_stacks(root: Path) -> set[str]:
+    """Stack names listed in .github/example-stacks.txt (one a line; # comments)."""
+    path = root / EXAMPLES_FILE
+    if not path.is_file():
+        return set()
+    return {line.split("#", 1)[0].strip() for line in path.read_text().splitlines()} - {""}
+
+
+def all_sites(root: Path) -> list[str]:
+    """Every Pulumi.<name>.yaml at the root that is not an example."""
+    names = {m.group("name") for p in root.glob("Pulumi.*.yaml") if (m := STACK_FILE.match(p.name))}
+    return sorted(names - example_stacks(root))
+
+
+def affected_sites(root: Path, changed_files: list[str]) -> list[str]:
+    """The real sites a set of changed paths affects."""
+    sites = all_sites(root)
+    if any(AFFECTS_EVERY_STACK.match(path) for path in changed_files):
+        return sites
+    touched = {m.group("name") for path in changed_files if (m := STACK_FILE.match(path))}
+    return [site for site in sites if site in touched]
+
+
+def changed_files(root: Path, base: str, head: str) -> list[str]:
+    done = subprocess.run(
+        ["git", "diff", "--name-only", base, head], cwd=root, capture_output=True, text=True, check=True
+    )
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def main(argv: list[str]) -> int:
+    root = Path.cwd()
+    if argv[:1] == ["all"] and len(argv) == 1:
+        print(json.dumps(all_sites(root)))
+        return 0
+    if argv[:1] == ["changed"] and len(argv) == 3:
+        print(json.dumps(affected_sites(root, changed_files(root, argv[1], argv[2]))))
+        return 0
+    print("usage: fleet_stacks.py all | changed BASE HEAD", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
