@@ -42,9 +42,20 @@ def load_policy_config(path: Path) -> dict[str, Any]:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigError([f"{path}: not valid JSON: {error}"]) from None
-    if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
-        raise ConfigError([f"{path}: expected {{policy name: {{setting: value}}}}"])
+    if not isinstance(document, dict) or not all(isinstance(v, (dict, str)) for v in document.values()):
+        raise ConfigError([f"{path}: expected {{policy name: {{setting: value}} or an enforcement level}}"])
     return document
+
+
+def _level(policy: Any, fleet_config: Mapping[str, Any]) -> str:
+    """mandatory, advisory or disabled: the pack's level, unless the fleet config sets another
+    (``"name": "mandatory"``, or ``"enforcementLevel"`` in the policy's settings)."""
+    entry = fleet_config.get(policy.name)
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict) and isinstance(entry.get("enforcementLevel"), str):
+        return str(entry["enforcementLevel"])
+    return str(policy.enforcement_level.value) if policy.enforcement_level else "mandatory"
 
 
 def _config_for(policy: Any, fleet_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,7 +66,9 @@ def _config_for(policy: Any, fleet_config: Mapping[str, Any]) -> dict[str, Any]:
         for key, spec in ((schema.properties if schema else None) or {}).items()
         if isinstance(spec, dict) and "default" in spec
     }
-    return {**defaults, **(fleet_config.get(policy.name) or {})}
+    settings = fleet_config.get(policy.name)
+    settings = {k: v for k, v in settings.items() if k != "enforcementLevel"} if isinstance(settings, dict) else {}
+    return {**defaults, **settings}
 
 
 def policy_violations(
@@ -63,7 +76,7 @@ def policy_violations(
 ) -> list[Violation]:
     """Run every policy of the pack on the rendered resources (``RenderedResource``s), reading
     stack opt-ins from ``stack_dir`` as the pack reads them from the project directory."""
-    from pulumi_policy import EnforcementLevel, PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
+    from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
     from pulumi_policy.proxy import unknown_checking_proxy
 
     from components.render import reveal
@@ -77,7 +90,10 @@ def policy_violations(
     token = edge_policies.STACK_DIR.set(stack_dir)
     try:
         for policy in edge_policies.POLICIES:
-            mandatory = policy.enforcement_level is not EnforcementLevel.ADVISORY
+            level = _level(policy, fleet_config)
+            if level == "disabled":
+                continue
+            mandatory = level == "mandatory"
             config = _config_for(policy, fleet_config)
             for resource in resources:
                 args = ResourceValidationArgs(

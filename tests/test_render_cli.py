@@ -202,3 +202,14 @@ def test_unprefixed_and_misspelt_keys_in_a_stack_file_are_named(tmp_path: Path) 
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "azure-native:locaton: not a setting of the azure-native provider; did you mean `azure-native:location`?" in done.stderr
     assert "edge-registry:httpEnabld: unknown setting; did you mean `edge-registry:httpEnabled`?" in done.stderr
+
+
+def test_the_policy_config_can_raise_a_level_for_the_render_too(tmp_path: Path) -> None:
+    """`"remote-command-pins-host-key": "mandatory"` (the documented form) makes unpinned nodes fail."""
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"remote-command-pins-host-key": "mandatory"}))
+    done = render("dev", "--policy-config", str(config))
+    assert done.returncode == 2 and "policy remote-command-pins-host-key" in done.stderr
+    config.write_text(json.dumps({"remote-command-pins-host-key": "disabled"}))
+    done = render("dev", "--policy-config", str(config))
+    assert done.returncode == 0 and "remote-command-pins-host-key" not in done.stderr
