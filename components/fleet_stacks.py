@@ -17,6 +17,7 @@ from pathlib import Path
 import isodate
 
 from components.config import PROJECT, ConfigError, load_site_config
+from components.example_stacks import example_stacks
 from components.fleet_model import RegistryRef, SiteDeclaration
 from components.fleet_verdicts import InvalidStack
 from components.render import known_stacks, load_stack_config
@@ -29,11 +30,15 @@ SUBSCRIPTION_ENV = ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
 def read_declarations(
     project_dir: Path, environ: Mapping[str, str] | None = None
 ) -> tuple[list[SiteDeclaration], list[InvalidStack]]:
-    """Every stack file of ``project_dir``: the sites it declares and the stacks that are invalid."""
+    """Every stack file of ``project_dir``: the sites it declares and the stacks that are invalid.
+    Examples (``.github/example-stacks.txt``, components/example_stacks.py) are not sites: skipped."""
     env = os.environ if environ is None else environ
     sites: list[SiteDeclaration] = []
     invalid: list[InvalidStack] = []
+    examples = example_stacks(project_dir)
     for stack in known_stacks(project_dir):
+        if stack in examples:
+            continue
         try:
             sites.append(read_declaration(project_dir, stack, env))
         except ConfigError as error:

@@ -227,7 +227,7 @@ def test_the_example_stack_is_skipped_until_its_owner_opts_it_in(pushed_repo) ->
 def test_the_shipped_example_is_listed_as_an_example() -> None:
     from importlib import util
 
-    spec = util.spec_from_file_location("fleet_stacks", ROOT / "scripts" / "fleet_stacks.py")
+    spec = util.spec_from_file_location("workflow_stacks", ROOT / "scripts" / "workflow_stacks.py")
     assert spec and spec.loader
     module = util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -317,7 +317,9 @@ def pushed_repo(tmp_path: Path):
     git("config", "user.name", "ci")
     (tmp_path / "components").mkdir()
     (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "fleet_stacks.py", tmp_path / "scripts" / "fleet_stacks.py")
+    shutil.copy(ROOT / "scripts" / "workflow_stacks.py", tmp_path / "scripts" / "workflow_stacks.py")
+    for module in ("__init__.py", "example_stacks.py"):
+        shutil.copy(ROOT / "components" / module, tmp_path / "components" / module)
     for name in ("components/site.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml",
                  "Pulumi.ship02.yaml", "README.md"):
         (tmp_path / name).write_text("v1\n")
@@ -455,3 +457,19 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
         assert "::error" not in result.stdout
     else:
         assert "::error" in result.stdout and annotation in result.stdout
+
+
+def test_the_fleet_status_skips_examples_too(tmp_path: Path) -> None:
+    """The daily fleet check reads the same list: the example's 0000… subscription is never probed."""
+    from components.fleet_stacks import read_declarations
+    from tests.fixture_stacks import stack_file
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    for name in ("dev", "ship01"):
+        shutil.copy(stack_file(), tmp_path / f"Pulumi.{name}.yaml")
+    sites, invalid = read_declarations(tmp_path, {})
+    assert sorted(s.stack for s in sites) == ["dev", "ship01"] and invalid == []
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "example-stacks.txt").write_text("dev\n")
+    sites, invalid = read_declarations(tmp_path, {})
+    assert [s.stack for s in sites] == ["ship01"] and invalid == []

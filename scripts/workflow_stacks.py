@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Which site stacks the fleet workflows preview and deploy (stdlib only: runs on a bare runner).
 
-    python3 scripts/fleet_stacks.py all                  # every real site, as a JSON list
-    python3 scripts/fleet_stacks.py changed BASE HEAD    # the sites a change between two commits affects
+    python3 scripts/workflow_stacks.py all                  # every real site, as a JSON list
+    python3 scripts/workflow_stacks.py changed BASE HEAD    # the sites a change between two commits affects
 
 A stack is a ``Pulumi.<name>.yaml`` at the repository root. Examples are not sites: a stack listed
-in ``.github/example-stacks.txt`` (the example ``dev`` is, as shipped) is never previewed or
-deployed; delete its line there to make it a real site (docs/runbooks.md, "New site").
+in ``.github/example-stacks.txt`` (components/example_stacks.py; the example ``dev`` is, as
+shipped) is never previewed or deployed; delete its line there to make it a real site
+(docs/runbooks.md, "New site").
 
 ``changed`` gives every real site when the program or the rules changed (``components/``,
 ``policy/``, ``__main__.py``, ``requirements*.txt``, ``Pulumi.yaml``), else the sites whose stack
@@ -21,18 +22,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXAMPLES_FILE = Path(".github") / "example-stacks.txt"
+# Run as a script from the repository root: the project's modules are one directory up. No
+# __pycache__ left in the checkout (it would count as a change under components/).
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from components.example_stacks import example_stacks  # noqa: E402  (after the path is set)
+
 STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^/]+)\.yaml$")
 #: A change under these paths can change what every stack declares, or whether it passes policy.
 AFFECTS_EVERY_STACK = re.compile(r"^(components/|policy/|__main__\.py$|requirements[^/]*\.txt$|Pulumi\.yaml$)")
-
-
-def example_stacks(root: Path) -> set[str]:
-    """Stack names listed in .github/example-stacks.txt (one a line; # comments)."""
-    path = root / EXAMPLES_FILE
-    if not path.is_file():
-        return set()
-    return {line.split("#", 1)[0].strip() for line in path.read_text().splitlines()} - {""}
 
 
 def all_sites(root: Path) -> list[str]:
@@ -65,7 +63,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["changed"] and len(argv) == 3:
         print(json.dumps(affected_sites(root, changed_files(root, argv[1], argv[2]))))
         return 0
-    print("usage: fleet_stacks.py all | changed BASE HEAD", file=sys.stderr)
+    print("usage: workflow_stacks.py all | changed BASE HEAD", file=sys.stderr)
     return 2
 
 
