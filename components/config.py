@@ -853,7 +853,7 @@ def load_site_config(
     problems = key_problems([f"{PROJECT}:{key}" for key in unknown] + list(other_keys))
     values = {key: value for key, value in values.items() if key not in unknown}
     decoded, decode_problems = decode_raw_config(values, secret_keys)
-    problems += secret_key_problems(secret_keys - set(unknown)) + decode_problems
+    problems += secret_key_problems(frozenset(secret_keys) - set(unknown)) + decode_problems
     try:
         site = parse_site_config(decoded, secret_keys)
     except ConfigError as error:

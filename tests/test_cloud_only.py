@@ -16,6 +16,7 @@ import pytest
 
 from components.config import ConfigError
 from components.render import CloudFakes, RenderedResource, RenderResult, render_stack, reveal
+from tests.fixture_stacks import STACK_DIR
 
 EDGE_PREFIXES = ("kubernetes:", "command:")
 AZURE_PREFIXES = ("azure-native:", "pulumi-python:dynamic")
@@ -74,15 +75,15 @@ def type_of(result: RenderResult, urn: str) -> str:
 @pytest.fixture(scope="module")
 def runs() -> tuple[RenderResult, RenderResult, RenderResult]:
     """Converged site; a cloud-only run with the Azure change; the next normal run."""
-    converged = render_stack(stack="dev")
-    at_sea = render_stack(stack="dev", config_overrides={**AZURE_CHANGE, "cloudOnly": True}, fakes=NEW_CREDENTIALS)
-    back = render_stack(stack="dev", config_overrides=AZURE_CHANGE, fakes=NEW_CREDENTIALS)
+    converged = render_stack(stack="dev", stack_dir=STACK_DIR)
+    at_sea = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={**AZURE_CHANGE, "cloudOnly": True}, fakes=NEW_CREDENTIALS)
+    back = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides=AZURE_CHANGE, fakes=NEW_CREDENTIALS)
     return converged, at_sea, back
 
 
 def test_a_converged_site_has_no_change(runs: tuple[RenderResult, ...]) -> None:
     converged = runs[0]
-    assert changes(render_stack(stack="dev"), stored(converged)) == {}
+    assert changes(render_stack(stack="dev", stack_dir=STACK_DIR), stored(converged)) == {}
 
 
 def test_cloud_only_changes_only_azure(runs: tuple[RenderResult, ...]) -> None:
@@ -156,12 +157,12 @@ def test_next_normal_run_completes_the_edge_side(runs: tuple[RenderResult, ...])
     assert not any(r.options.get("ignoreChanges") for r in back.resources if is_edge(r) and "gone" not in r.name)
     # And after that run the site is converged again.
     state.update({urn: effective_inputs(back.by_urn(urn), state) for urn in stored(back)})
-    assert changes(render_stack(stack="dev", config_overrides=AZURE_CHANGE, fakes=NEW_CREDENTIALS), state) == {}
+    assert changes(render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides=AZURE_CHANGE, fakes=NEW_CREDENTIALS), state) == {}
 
 
 def test_cloud_only_needs_a_pinned_endpoint() -> None:
     with pytest.raises(ConfigError) as caught:
-        render_stack(stack="dev", config_overrides={"cloudOnly": True, "serviceClusterIP": None})
+        render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"cloudOnly": True, "serviceClusterIP": None})
     assert any(p.startswith("edge-registry:cloudOnly: needs serviceClusterIP") for p in caught.value.problems)
 
 

@@ -157,7 +157,7 @@ def test_an_unknown_node_field_gets_a_did_you_mean() -> None:
 
 def test_misspelt_azure_native_keys_get_a_did_you_mean() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_site_config(valid(), ["azure-native:locaton", "azure-native:subscriptionId", "kubernetes:context"])
+        load_site_config(valid(), other_keys=["azure-native:locaton", "azure-native:subscriptionId", "kubernetes:context"])
     assert caught.value.problems == [
         "azure-native:locaton: not a setting of the azure-native provider; did you mean `azure-native:location`?"
     ]

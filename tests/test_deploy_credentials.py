@@ -12,6 +12,7 @@ import pytest
 from components.config import ConfigError, load_site_config
 from components.node_mirror import NodeMirrorArgs
 from components.render import render_stack, reveal
+from tests.fixture_stacks import STACK_DIR
 from tests.test_config import SSH_KEY, with_
 
 COMMAND = "command:remote:Command"
@@ -23,7 +24,7 @@ def everything(result) -> str:
 
 
 def test_with_an_agent_no_key_is_in_any_resource() -> None:
-    result = render_stack(stack="dev", config_overrides={"sshAgent": True, "sshPrivateKey": None})
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"sshAgent": True, "sshPrivateKey": None})
     commands = result.by_type(COMMAND)
     assert commands
     for command in commands:
@@ -37,7 +38,7 @@ def test_with_an_agent_no_key_is_in_any_resource() -> None:
 
 def test_with_a_configured_key_it_would_be_in_the_state() -> None:
     # What the agent avoids (and why the check above can fail): the key goes into every command.
-    result = render_stack(stack="dev", config_overrides={"sshPrivateKey": SSH_KEY})
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"sshPrivateKey": SSH_KEY})
     assert "PRIVATE KEY" in everything(result)
     for command in result.by_type(COMMAND):
         assert reveal(command.inputs)["connection"]["privateKey"] == SSH_KEY

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.render import render_stack
+from tests.fixture_stacks import STACK_DIR
 from tests.test_k8s_schemas import K8S_VERSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def test_the_check_catches_a_wider_grant(change) -> None:
 
 def test_a_site_preview_can_read_everything_it_refreshes() -> None:
     docs = documents()
-    result = render_stack(stack="dev")
+    result = render_stack(stack="dev", stack_dir=STACK_DIR)
     release_namespace = result.outputs["releaseNamespace"]
     needed = set()
     for r in result.resources:

@@ -218,6 +218,12 @@ def test_the_example_stack_is_skipped_until_its_owner_opts_it_in(pushed_repo) ->
     assert select_stacks(repo, "schedule", "", program) == ["ship01", "ship02"]
     edited = commit(**{"Pulumi.dev.yaml": "v2\n"})
     assert preview_stacks(repo, program, edited) == [] and select_stacks(repo, "push", program, edited) == []
+    # Not even by name, in a manual run.
+    script = step(workflow("deploy.yml")["jobs"]["stacks"], "Select stacks")["run"]
+    chosen = run_script(script, repo, {"GITHUB_OUTPUT": str(repo / ".out"), "EVENT": "workflow_dispatch", "SITE": "dev"})
+    assert chosen.returncode == 1 and "example" in chosen.stdout
+    chosen = run_script(script, repo, {"GITHUB_OUTPUT": str(repo / ".out"), "EVENT": "workflow_dispatch", "SITE": "ship01"})
+    assert chosen.returncode == 0 and 'stacks=["ship01"]' in (repo / ".out").read_text()
     # The owner opts in: the line goes, and dev is a site like any other.
     opted_in = commit(**{".github__example-stacks.txt": "# examples, not sites\n", "Pulumi.dev.yaml": "v3\n"})
     assert preview_stacks(repo, edited, opted_in) == ["dev"]
@@ -235,11 +241,12 @@ def test_the_shipped_example_is_listed_as_an_example() -> None:
     assert "dev" not in module.all_sites(ROOT)
 
 
-@pytest.mark.parametrize(("file", "job"), [("preview.yml", "stacks"), ("preview.yml", "preview"),
-                                           ("deploy.yml", "stacks"), ("deploy.yml", "deploy"),
+@pytest.mark.parametrize(("file", "job"), [("preview.yml", "preview"), ("deploy.yml", "deploy"),
                                            ("decommission.yml", "decommission")])
 def test_every_job_that_uses_the_backend_refuses_to_run_without_one(tmp_path: Path, file: str, job: str) -> None:
     definition = workflow(file)["jobs"][job]
+    # The variable is one of the job's environment (docs/runbooks.md): checked where it is read.
+    assert definition["environment"] in ("preview", "production")
     assert definition["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
     guard = step(definition, "explicit state backend")
     assert definition["steps"].index(guard) == 0, "the guard runs before anything else"
