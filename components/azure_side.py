@@ -68,6 +68,10 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         super().__init__("edge-registry:index:AzureConnectedRegistry", name, {}, opts)
         self._base_name = name
         child = pulumi.ResourceOptions(parent=self)
+        # Scope maps, tokens and the connected registry have fixed names: azure-native cannot
+        # create one while the old one still exists, so a replacement must delete first
+        # (docs/runbooks.md, "Replacements").
+        same_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         common = {"registry_name": site.registry_name, "resource_group_name": site.registry_resource_group}
 
         def scoped_token(
@@ -79,7 +83,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 scope_map_name=scope_map_name,
                 description=description,
                 actions=actions,
-                opts=child,
+                opts=same_name,
                 **common,
             )
             return acr_native.Token(
@@ -87,7 +91,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 token_name=token_name,
                 scope_map_id=scope_map.id,
                 status=acr_native.TokenStatus.ENABLED,
-                opts=child,
+                opts=same_name,
                 **common,
             )
 
@@ -123,8 +127,11 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 audit_log_status="Enabled" if site.audit_log else "Disabled",
             ),
             notifications_list=list(site.notifications) or None,
-            # mode and the sync token cannot change in place (docs/azure.md, "Connected registry properties").
-            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["mode", "parent.syncProperties.tokenId"]),
+            # mode and the sync token cannot change in place (docs/azure.md, "Connected registry
+            # properties"); the name stays, so the old one must go first.
+            opts=pulumi.ResourceOptions(
+                parent=self, replace_on_changes=["mode", "parent.syncProperties.tokenId"], delete_before_replace=True
+            ),
             **common,
         )
 

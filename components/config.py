@@ -285,6 +285,11 @@ class SiteConfig(_Model):
     service_cluster_ip: OptionalName = Field(
         None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service (keeps the nodes' registries.yaml stable)."
     )
+    service_name: str | None = Field(
+        None, alias="serviceName",
+        description="Name of the chart's Service, looked up when serviceClusterIP is not pinned "
+        "(default: the connected registry name).",
+    )
     chart_values: dict[str, Any] = Field(
         default_factory=dict, alias="chartValues", description="Extra chart values (passthrough)."
     )
@@ -471,6 +476,13 @@ class SiteConfig(_Model):
             raise ValueError("expected a Kubernetes object name (DNS subdomain)")
         return value
 
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_LABEL_RE.match(value):
+            raise ValueError("expected a Kubernetes Service name (DNS label)")
+        return value
+
     @field_validator("chart_version")
     @classmethod
     def _chart_version(cls, value: str) -> str:
@@ -566,6 +578,12 @@ class SiteConfig(_Model):
     @property
     def sync_scope_map_name(self) -> str:
         return f"{self.connected_registry_name}-sync-scope-map"
+
+    @property
+    def effective_service_name(self) -> str:
+        """The chart's Service: ``serviceName``, else the connected registry's name (the chart's
+        docs and the manual procedure look it up by that name, docs/runbooks.md)."""
+        return self.service_name or self.connected_registry_name
 
     @property
     def client_token_name(self) -> str:

@@ -86,7 +86,8 @@ class OnPremInstallArgs:
     extra_values: dict[str, Any] = field(default_factory=dict)
     #: Connection string from the Azure side (secret).
     connection_string: pulumi.Input[str]
-    #: Name of the chart's Service when it differs from the release name.
+    #: Name of the chart's Service (looked up without a pinned ClusterIP); the site passes
+    #: serviceName, default the connected registry's name. None: the release name.
     service_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -168,6 +169,9 @@ class OnPremInstall(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(retain_on_delete=True)),
         )
 
+        #: Chart values that hold a secret (the SDK marks the whole `values` secret; the offline
+        #: render masks only these).
+        self.secret_value_paths: tuple[str, ...] = ("connectionString",)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             chart=CHART,
@@ -202,21 +206,15 @@ class OnPremInstall(pulumi.ComponentResource):
             # Known before anything is deployed, so previews show the real endpoint.
             self.endpoint = pulumi.Output.from_input(format_endpoint(args.service_cluster_ip, port))
         else:
-            # Derived from the release's status, so the read runs after Helm has finished.
-            service_id = status.apply(
-                lambda s: (
-                    f"{_field(s, 'namespace') or args.namespace}/"
-                    f"{args.service_name or _field(s, 'name') or args.release_name}"
-                )
-            )
+            # The chart names its Service after the connected registry (docs/runbooks.md); the
+            # name is config (serviceName). depends_on: the read runs after Helm has finished.
+            service_id = f"{args.namespace}/{args.service_name or args.release_name}"
             service = k8s.core.v1.Service.get(
                 f"{name}-service",
                 service_id,
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
             )
-            self.endpoint = pulumi.Output.all(service_id, service.spec).apply(
-                lambda parts: format_endpoint(_cluster_ip(parts[0], parts[1]), port)
-            )
+            self.endpoint = service.spec.apply(lambda spec: format_endpoint(_cluster_ip(service_id, spec), port))
 
         self.register_outputs(
             {
@@ -237,11 +235,16 @@ def _field(value: Any, name: str) -> Any:
 
 
 def _cluster_ip(service_id: str, spec: Any) -> str:
-    """The Service's ClusterIP; an error naming the Service when it has none (headless)."""
+    """The Service's ClusterIP; an error naming namespace/name when it is missing or headless."""
+    if spec is None:
+        raise ValueError(
+            f"edge-registry:serviceName: no Service {service_id} (namespace/name) after the chart was "
+            "installed: set serviceName to the chart's Service, or pin serviceClusterIP"
+        )
     cluster_ip = _field(spec, "cluster_ip")
     if not cluster_ip or cluster_ip == "None":
         raise ValueError(
-            f"Service {service_id} has no ClusterIP; pin service.clusterIP (serviceClusterIP) "
-            "or set service_name to the chart's Service"
+            f"edge-registry:serviceName: Service {service_id} has no ClusterIP; pin serviceClusterIP "
+            "or set serviceName to the chart's Service"
         )
     return str(cluster_ip)

@@ -1,19 +1,23 @@
-"""Offline render: evaluate a site's stack as ``pulumi up`` would, with the SDK's mocks.
+"""Offline render: evaluate a site's stack as ``pulumi preview`` would, with the SDK's mocks.
 
-    python -m components.render STACK [--json] [--show-secrets] [--node-state HOST=FILE ...]
+    python -m components.render STACK [--json] [--show-secrets]
+                                [--node-state HOST=FILE ...] [--read-nodes [--ssh-key FILE]]
 
 The real program (``components.site.run``) runs against the real Pulumi SDK; only the engine and
 the providers are faked. Config is Pulumi.yaml's defaults merged with ``Pulumi.STACK.yaml``;
-values the cloud would supply (ids, the gateway endpoint, passwords, the catalog, a node's
-current registries.yaml) come from deterministic fakes. Secure values that cannot be decrypted
-offline become placeholders. The CLI then runs the policy pack's validators on what it rendered
+values the cloud would supply (ids, the gateway endpoint, passwords, the catalog) come from
+deterministic fakes (components/render_fakes.py). Nodes are read from ``--node-state`` files, or
+with ``--read-nodes`` over SSH exactly as the program reads them (components/node_read.py).
+Secure values that cannot be decrypted offline become placeholders. The same input gives the
+same bytes. The CLI then runs the policy pack's validators on what it rendered
 (components/policy_check.py), so a stack that renders also passes ``--policy-pack policy``.
-Exit codes: 0 rendered, 2 configuration error or mandatory policy violation.
+Exit codes: 0 rendered, 2 configuration or usage error (one line each) or mandatory policy violation.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -26,14 +30,22 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from components.config import PROJECT, ConfigError, key_problems, placeholder
+from components import registries_yaml as ry
+from components.config import PROJECT, SECRET_KEYS, ConfigError, is_placeholder, key_problems, placeholder
+from components.node_read import NodeReader
+from components.render_fakes import (  # noqa: F401 - CloudFakes and default_catalog: part of this module's API
+    DEFAULT_LOCATION,
+    DEFAULT_SUBSCRIPTION,
+    UNKNOWN,
+    CloudFakes,
+    FakeNodeReader,
+    RenderMocks,
+    default_catalog,
+)
 from components.stack_config import is_secure_leaf, secure_leaf_paths
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-DEFAULT_LOCATION = "westeurope"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # libyaml's loader when PyYAML was built with it: a large stack file parses ~10x faster.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -53,6 +65,23 @@ class RenderedResource:
     options: dict[str, Any]
     secret_paths: list[str]
     provider: str | None = None
+    secret_leaves: dict[str, list[str]] = field(default_factory=dict)
+    """Per input whose whole value is a secret on the wire (the SDK lifts a nested secret to the
+    top-level property): the dotted paths inside it that hold the secret. Masks only those."""
+
+    def shown_inputs(self, show_secrets: bool) -> dict[str, Any]:
+        """Inputs for people: secrets as ``[secret]`` (one by one where the program says which
+        leaves are secret), whole numbers as integers, unknowns as ``(known after apply)``."""
+        if show_secrets:
+            return integers(reveal(self.inputs))
+        shown: dict[str, Any] = {}
+        for key, value in self.inputs.items():
+            leaves = self.secret_leaves.get(key)
+            if leaves and is_secret(value) and isinstance(reveal(value), dict):
+                shown[key] = mask_leaves(reveal(value), leaves)
+            else:
+                shown[key] = mask(value)
+        return integers(shown)
 
     def as_json(self, show_secrets: bool) -> dict[str, Any]:
         return {
@@ -60,7 +89,7 @@ class RenderedResource:
             "name": self.name,
             "urn": self.urn,
             "parent": self.parent,
-            "inputs": reveal(self.inputs) if show_secrets else mask(self.inputs),
+            "inputs": self.shown_inputs(show_secrets),
             "dependencies": self.dependencies,
             "options": self.options,
             "secretPaths": self.secret_paths,
@@ -79,6 +108,8 @@ class RenderResult:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     warnings: list[str] = field(default_factory=list)
+    node_summaries: dict[str, str] = field(default_factory=dict)
+    """Per NodeMirror name: what this run does to the node (the diagnostic the program logs)."""
 
     def by_type(self, type_: str) -> list[RenderedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -116,6 +147,38 @@ def mask(value: Any) -> Any:
         return {k: mask(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v) for v in value]
+    return value
+
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def mask_leaves(value: dict[str, Any], leaves: Sequence[str]) -> dict[str, Any]:
+    """``value`` with the leaves at the dotted ``leaves`` paths (those that exist) masked."""
+    result = json.loads(json.dumps(value, default=str))
+    for path in leaves:
+        *parents, last = path.split(".")
+        node: Any = result
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = "[secret]"
+    return result
+
+
+def integers(value: Any) -> Any:
+    """Whole floats as integers (the wire format has only doubles, the config has integers);
+    values unknown until apply as ``(known after apply)``."""
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown) or value == UNKNOWN:
+        return KNOWN_AFTER_APPLY
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integers(v) for v in value]
     return value
 
 
@@ -224,124 +287,10 @@ def known_stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-# --- fakes for what the cloud and the nodes would supply -------------------------------------
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()
-
-
-def default_catalog(repositories: Sequence[str]) -> Callable[[str], list[str]]:
-    """A plausible catalog: every explicit repository plus two per ``ns/*`` pattern."""
-    def catalog(_login_server: str) -> list[str]:
-        names = []
-        for entry in repositories:
-            if entry.endswith("/*"):
-                names += [f"{entry[:-2]}/app-a", f"{entry[:-2]}/app-b"]
-            else:
-                names.append(entry)
-        return names
-    return catalog
-
-
-@dataclass
-class CloudFakes:
-    """Deterministic values in place of what Azure, the cluster and the nodes return."""
-
-    subscription_id: str = DEFAULT_SUBSCRIPTION
-    location: str = DEFAULT_LOCATION
-    registry_sku: str = "Premium"
-    data_endpoint_enabled: bool = True
-    cluster_ip: str | None = None
-    node_state: Mapping[str, bytes | None] = field(default_factory=dict)
-    #: Varies the fake token passwords, as if Azure had issued new ones.
-    password_epoch: str = ""
-
-
-class _Mocks:
-    def __init__(self, fakes: CloudFakes) -> None:
-        self.fakes = fakes
-
-    def call(self, args: Any) -> tuple[dict[str, Any], list[Any]]:
-        if args.token == "azure-native:containerregistry:getRegistry":
-            name = args.args["registryName"]
-            rg = args.args["resourceGroupName"]
-            return {
-                "id": f"/subscriptions/{self.fakes.subscription_id}/resourceGroups/{rg}"
-                f"/providers/Microsoft.ContainerRegistry/registries/{name}",
-                "name": name,
-                "location": self.fakes.location,
-                "loginServer": f"{name.lower()}.azurecr.io",
-                "sku": {"name": self.fakes.registry_sku, "tier": self.fakes.registry_sku},
-                "dataEndpointEnabled": self.fakes.data_endpoint_enabled,
-            }, []
-        return {}, []
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        inputs = dict(args.inputs)
-        typ, name = args.typ, args.name
-        if typ.startswith("azure-native:containerregistry:"):
-            return self._azure(typ, name, inputs)
-        if typ.startswith("pulumi-python:dynamic"):
-            return self._dynamic(name, inputs)
-        if typ == "kubernetes:helm.sh/v3:Release":
-            status = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
-                      "status": "deployed", "version": inputs.get("version"), "revision": 1,
-                      "chart": "connected-registry"}
-            return f"{status['namespace']}/{status['name']}", {**inputs, "status": status}
-        if typ == "kubernetes:core/v1:Service":
-            ip = self.fakes.cluster_ip or "10.43.{}.{}".format(*(int(_digest(name)[i:i + 2], 16) for i in (0, 2)))
-            spec = dict(inputs.get("spec") or {})
-            spec.setdefault("clusterIP", ip)
-            return args.resource_id or name, {**inputs, "spec": spec}
-        if typ == "command:remote:Command":
-            from components import node_mirror
-
-            outputs = node_mirror.mock_outputs(typ, name, inputs, self.fakes.node_state)
-            return f"{name}-id", {**inputs, **(outputs or {"stdout": "", "stderr": ""})}
-        if typ.startswith("kubernetes:"):
-            meta = inputs.get("metadata") or {}
-            ident = "/".join(p for p in (meta.get("namespace"), meta.get("name")) if isinstance(p, str)) or name
-            return ident, inputs
-        return f"{name}-id", inputs
-
-    def _azure(self, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        registry_id = (
-            f"/subscriptions/{self.fakes.subscription_id}/resourceGroups/{inputs['resourceGroupName']}"
-            f"/providers/Microsoft.ContainerRegistry/registries/{inputs['registryName']}"
-        )
-        kind, key = {
-            "azure-native:containerregistry:ScopeMap": ("scopeMaps", "scopeMapName"),
-            "azure-native:containerregistry:Token": ("tokens", "tokenName"),
-            "azure-native:containerregistry:ConnectedRegistry": ("connectedRegistries", "connectedRegistryName"),
-        }.get(typ, (typ.rsplit(":", 1)[-1], "name"))
-        resource_name = inputs.get(key, name)
-        state = {**inputs, "name": resource_name}
-        if kind == "connectedRegistries":
-            parent = dict(inputs.get("parent") or {})
-            sync = dict(parent.get("syncProperties") or {})
-            sync["gatewayEndpoint"] = f"{inputs['registryName'].lower()}.{self.fakes.location}.data.azurecr.io"
-            parent["syncProperties"] = sync
-            state.update(parent=parent, activation={"status": "Inactive"}, connectionState="Offline",
-                         loginServer={"host": f"{resource_name.lower()}.local"})
-        return f"{registry_id}/{kind}/{resource_name}", state
-
-    def _dynamic(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        inputs.pop("__provider", None)
-        state = dict(inputs)
-        if "tokenId" in inputs or "token_id" in inputs:
-            state.update(
-                value=f"fake{_digest('password', name, *filter(None, [self.fakes.password_epoch]))[:40]}",
-                slot="password1",
-                expiry="2030-01-01T00:00:00Z",
-                username=inputs.get("tokenName", inputs.get("token_name", "")),
-            )
-        return f"{name}-id", state
-
-
 class _RecordingMonitor:
     """A MockMonitor that also records each registration's parent, dependencies and options."""
 
-    def __new__(cls, mocks: _Mocks) -> Any:
+    def __new__(cls, mocks: RenderMocks) -> Any:
         from pulumi.runtime.mocks import MockMonitor
 
         class Monitor(MockMonitor):
@@ -426,12 +375,15 @@ def render_stack(
     fakes: CloudFakes | None = None,
     preview: bool = False,
     stack_dir: Path | str | None = None,
+    node_reader: NodeReader | None = None,
 ) -> RenderResult:
     """Evaluate the program for STACK under mocks and return what it registered.
 
     ``config_overrides`` (keys without the project prefix; None removes a key) lets tests vary
-    one setting. ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
-    Raises :class:`ConfigError` for a configuration problem.
+    one setting; a secret key stays a secret. ``node_reader`` reads the nodes (default: a
+    :class:`FakeNodeReader` over ``fakes.node_state``). ``preview`` runs as ``pulumi preview``
+    (a node that cannot be read is a warning, not an error). Raises :class:`ConfigError` for a
+    configuration problem. ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
     """
     config, secret_keys, notes = load_stack_config(
         Path(project_dir), stack, Path(stack_dir) if stack_dir is not None else None
@@ -442,17 +394,31 @@ def render_stack(
             config.pop(full, None)
         else:
             config[full] = _config_string(value)
+            if full.split(":", 1)[1] in SECRET_KEYS:
+                secret_keys = sorted({*secret_keys, full})
     repositories = json.loads(config.get(f"{PROJECT}:repositories", "[]") or "[]")
     fakes = fakes or CloudFakes(
         subscription_id=config.get("azure-native:subscriptionId", DEFAULT_SUBSCRIPTION),
         location=config.get("azure-native:location", DEFAULT_LOCATION),
     )
+    reader = node_reader or FakeNodeReader(fakes.node_state)
     chosen_catalog = catalog or default_catalog(repositories if isinstance(repositories, list) else [])
-    # A fresh context: the SDK keeps its settings in context variables, so renders don't leak.
-    return contextvars.Context().run(
-        _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview,
-        Path(stack_dir) if stack_dir is not None else Path(project_dir),
-    )
+    # A fresh context and event loop: the SDK keeps its settings in context variables and its
+    # work in tasks; a render that failed must not leak either into the next one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return contextvars.Context().run(
+            _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview, reader,
+            Path(stack_dir) if stack_dir is not None else Path(project_dir),
+        )
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+        asyncio.set_event_loop(asyncio.new_event_loop())  # callers may expect a current loop
 
 
 def _render_in_context(
@@ -463,6 +429,7 @@ def _render_in_context(
     catalog: Callable[[str], Sequence[str]],
     fakes: CloudFakes,
     preview: bool,
+    reader: NodeReader,
     stack_dir: Path,
 ) -> RenderResult:
     import pulumi
@@ -470,15 +437,11 @@ def _render_in_context(
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from components import node_mirror
     from components import site as site_module
     from components.stack_config import read_stack_config
 
-    # Node reads are re-run on every `pulumi up` via a per-run trigger; a fixed one here keeps
-    # renders reproducible.
-    os.environ.setdefault(node_mirror.RUN_ID_ENV, "offline-render")
     pulumi.runtime.set_all_config(config, secret_keys)
-    monitor = _RecordingMonitor(_Mocks(fakes))
+    monitor = _RecordingMonitor(RenderMocks(fakes))
     logger = logging.getLogger(f"edge-registry.render.{id(monitor)}")
     logger.propagate = False
     capture = _LogCapture()
@@ -486,40 +449,96 @@ def _render_in_context(
     pulumi_mocks.set_mocks(
         monitor.mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor
     )
+    # The SDK tracks outstanding RPCs in process-wide settings: a render that failed leaves its
+    # own behind, which must not be awaited (on a closed loop) by this one.
+    from pulumi.runtime.settings import SETTINGS, _get_rpc_manager
+
+    _get_rpc_manager().clear()
+    SETTINGS.outputs.clear()
     holder: dict[str, Any] = {}
 
     def program() -> None:
         # As `pulumi up` does: values through pulumi.Config, secret keys as the engine marks them
         # (set_all_config above), secret leaves from the stack file.
         stack_config = read_stack_config(stack_dir)
-        holder["site"] = site_module.build(stack_config.values, catalog, secrets=stack_config)
+        holder["site"] = site_module.build(stack_config.values, catalog, secrets=stack_config, node_reader=reader)
 
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except site_module.NodesUnreadable as error:
+        raise ConfigError(error.lines) from None
+    if "site" not in holder:  # the program failed: the SDK logged why
+        raise ConfigError(capture.messages or ["the program failed"])
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
     for key, output in site_module.site_outputs(holder["site"]).items():
         output = pulumi.Output.from_input(output)
-        outputs[key] = _sync_await(output.future(with_unknowns=True))
+        outputs[key] = integers(_sync_await(output.future(with_unknowns=True)))
         if _sync_await(output.is_secret()):
             secret_outputs.add(key)
-    return RenderResult(monitor.records, outputs, secret_outputs, notes + capture.messages)
+    release = holder["site"].onprem.release
+    for record in monitor.records:
+        if record.type == "kubernetes:helm.sh/v3:Release" and record.name == release._name:  # noqa: SLF001
+            record.secret_leaves = {"values": list(holder["site"].onprem.secret_value_paths)}
+        elif record.type == "command:remote:Command":
+            record.secret_leaves = {"connection": ["privateKey", "password", "privateKeyPassword"]}
+    summaries = {
+        node._name: str(_sync_await(node.summary.future(with_unknowns=True)))  # noqa: SLF001
+        for node in holder["site"].nodes
+    }
+    # Registration order depends on how outputs resolve: sort, so the same input gives the same bytes.
+    records = sorted(monitor.records, key=lambda r: r.urn)
+    return RenderResult(records, outputs, secret_outputs, notes + sorted(capture.messages), summaries)
 
 
 # --- text output -------------------------------------------------------------------------------
 
-def _summary(value: Any) -> str:
-    if isinstance(value, str):
-        return value if len(value) <= 60 else value[:57] + "..."
-    if isinstance(value, list):
-        if all(isinstance(v, str) for v in value) and len(value) <= 3:
-            return "[" + ", ".join(_summary(v) for v in value) + "]"
-        return f"[{len(value)} items]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(sorted(value)) + "}"
-    return json.dumps(value)
+
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str) and "\n" in value:
+        # Script text: what it is, not all of it (it is in the repository).
+        digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+        first = value.splitlines()[0][:60] if value else ""
+        return json.dumps(f"{first}… ({len(value.encode())} bytes, sha256 {digest}…)", ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _value_lines(key: str, value: Any, indent: str) -> list[str]:
+    """``key: value`` in full: nested mappings and lists on their own lines, sorted keys."""
+    if isinstance(value, dict) and value:
+        lines = [f"{indent}{key}:"]
+        for child in sorted(value, key=str):
+            lines += _value_lines(str(child), value[child], indent + "  ")
+        return lines
+    if isinstance(value, list) and value:
+        lines = [f"{indent}{key}:"]
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                lines += _value_lines("-", item, indent + "  ")
+            else:
+                lines.append(f"{indent}  - {_scalar(item)}")
+        return lines
+    if isinstance(value, (dict, list)):
+        return [f"{indent}{key}: {json.dumps(value)}"]
+    return [f"{indent}{key}: {_scalar(value)}"]
+
+
+def _option_lines(options: Mapping[str, Any], indent: str) -> list[str]:
+    shown = {k: v for k, v in options.items() if k != "additionalSecretOutputs"}
+    if not shown:
+        return []
+    parts = []
+    for key in sorted(shown):
+        value = shown[key]
+        parts.append(key if value is True else f"{key}={json.dumps(value)}")
+    return [f"{indent}options: {', '.join(parts)}"]
 
 
 def format_tree(result: RenderResult, show_secrets: bool = False) -> str:
+    """The text a reviewer reads: every resource with its inputs in full (secrets masked one by
+    one), its options, each node's plan and desired file, then the stack outputs."""
     children: dict[str | None, list[RenderedResource]] = {}
     for resource in result.resources:
         children.setdefault(resource.parent, []).append(resource)
@@ -528,10 +547,12 @@ def format_tree(result: RenderResult, show_secrets: bool = False) -> str:
 
     def walk(parent: str | None, depth: int) -> None:
         for resource in children.get(parent, []):
-            lines.append(f"{'  ' * depth}{resource.type}  {resource.name}")
-            shown = reveal(resource.inputs) if show_secrets else mask(resource.inputs)
+            indent = "  " * depth
+            lines.append(f"{indent}{resource.type}  {resource.name}")
+            shown = resource.shown_inputs(show_secrets)
             for key in sorted(shown):
-                lines.append(f"{'  ' * depth}    {key}: {_summary(shown[key])}")
+                lines.extend(_value_lines(key, shown[key], indent + "    "))
+            lines.extend(_option_lines(resource.options, indent + "    "))
             walk(resource.urn, depth + 1)
 
     roots = [p for p in children if p is None or p not in known]
@@ -542,43 +563,101 @@ def format_tree(result: RenderResult, show_secrets: bool = False) -> str:
     lines.append("outputs:")
     for key in sorted(result.outputs):
         value = result.outputs[key]
-        shown = "[secret]" if key in result.secret_outputs and not show_secrets else value
-        lines.append(f"    {key}: {json.dumps(shown)}")
+        shown = "[secret]" if key in result.secret_outputs and not show_secrets else integers(value)
+        lines.append(f"    {key}: {json.dumps(shown, sort_keys=True)}")
     return "\n".join(lines)
 
 
+def mask_credentials(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A registries.yaml document with every ``auth`` value but the user name masked."""
+    masked = json.loads(json.dumps(document, default=str))
+    for entry in (masked.get("configs") or {}).values():
+        auth = entry.get("auth") if isinstance(entry, dict) else None
+        if isinstance(auth, dict):
+            for key in auth:
+                if key != "username":
+                    auth[key] = "[secret]"
+    return masked
+
+
 def _node_payloads(result: RenderResult, show_secrets: bool) -> list[str]:
-    """What each node's apply command would receive on stdin, decoded (the payload is base64)."""
-    from components.node_mirror import decode_apply_stdin
+    """Per node: what the run does, and the apply payload decoded (the file, credentials masked)."""
+    from components.node_payload import decode_apply_stdin
 
     lines: list[str] = []
     for command in result.by_type("command:remote:Command"):
+        node = command.name.removesuffix("-apply")
+        summary = result.node_summaries.get(node)
         stdin = reveal(command.inputs).get("stdin")
-        if not command.name.endswith("-apply") or not isinstance(stdin, str) or not stdin:
+        if summary is None and not isinstance(stdin, str):
+            continue
+        lines += ["", f"{node}:"]
+        if summary is not None:
+            lines.append(f"    plan: {summary}")
+        if not isinstance(stdin, str) or not stdin or stdin == UNKNOWN:
             continue
         plan = decode_apply_stdin(stdin)
-        lines += ["", f"{command.name}: stdin (decoded)"]
         lines.append(f"    expected current file: {plan.expected}")
         lines.append(f"    entries owned: {', '.join(f'{section}[{key}]' for section, key in plan.owned)}")
-        if show_secrets:
-            lines.append("    desired registries.yaml:")
-            lines += [f"      {line}" for line in plan.content.decode().splitlines()]
-        else:
-            lines.append(f"    desired registries.yaml: [secret: {len(plan.content)} bytes; --show-secrets prints it]")
+        lines.append("    restore on destroy: " + ("no file" if plan.restore is None else f"{len(plan.restore)} bytes"))
+        content = plan.content if show_secrets else ry.dump(mask_credentials(plan.document))
+        note = "" if show_secrets else " (credentials masked; --show-secrets prints the file)"
+        lines.append(f"    desired registries.yaml{note}:")
+        lines += [f"      {line}" for line in content.decode().splitlines()]
     return lines
 
 
-def _parse_node_state(items: Sequence[str]) -> dict[str, bytes | None]:
+# --- command line --------------------------------------------------------------------------------
+
+class UsageError(Exception):
+    """A bad command-line argument: one line, exit 2."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _parse_node_state(items: Sequence[str], hosts: Sequence[str]) -> dict[str, bytes | None]:
+    """``HOST=FILE`` pairs: each FILE must be a registries.yaml (a mapping), each HOST a node of the stack."""
     state: dict[str, bytes | None] = {}
     for item in items:
         host, sep, path = item.partition("=")
         if not sep or not host or not path:
-            raise ConfigError([f"--node-state {item!r}: expected HOST=FILE"])
+            raise UsageError(f"--node-state {item!r}: expected HOST=FILE")
+        if host not in hosts:
+            raise UsageError(f"--node-state {host}: not a node of this stack (nodes: {', '.join(hosts) or 'none'})")
         file = Path(path)
         if not file.is_file():
-            raise ConfigError([f"--node-state {host}: no such file {path}"])
-        state[host] = file.read_bytes()
+            raise UsageError(f"--node-state {host}: no such file {path}")
+        content = file.read_bytes()
+        try:
+            ry.parse(content)
+        except ry.RegistriesYamlError as exc:
+            raise UsageError(_one_line(f"--node-state {host}: {path}: {exc}")) from None
+        state[host] = content
     return state
+
+
+def _stack_nodes(config: Mapping[str, str]) -> list[str]:
+    try:
+        nodes = json.loads(config.get(f"{PROJECT}:nodes", "[]") or "[]")
+    except ValueError:
+        return []
+    return [str(n.get("host")) for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _ssh_key(path: Path | None, config: Mapping[str, str], stack: str) -> str:
+    if path is not None:
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--ssh-key {path}: cannot read it: {exc.__class__.__name__}") from None
+    key = config.get(f"{PROJECT}:sshPrivateKey")
+    if not key or is_placeholder(key):
+        raise UsageError(
+            f"--read-nodes: {PROJECT}:sshPrivateKey is encrypted or not set in Pulumi.{stack}.yaml; pass --ssh-key FILE"
+        )
+    return key
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -588,6 +667,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show-secrets", action="store_true", help="print secret values instead of [secret]")
     parser.add_argument("--node-state", action="append", default=[], metavar="HOST=FILE",
                         help="evaluate as if FILE were registries.yaml on node HOST (default: no file)")
+    parser.add_argument("--read-nodes", action="store_true",
+                        help="read the stack's real nodes over SSH, as pulumi preview does")
+    parser.add_argument("--ssh-key", type=Path, metavar="FILE",
+                        help="with --read-nodes: the SSH private key (default: the stack's sshPrivateKey, "
+                             "or the SSH agent with sshAgent: true)")
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--stack-dir", type=Path, default=None, metavar="DIR",
                         help="read Pulumi.STACK.yaml from DIR (default: the project directory)")
@@ -595,19 +679,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the policy pack's fleet config (default: policy/config.json when it exists)")
     args = parser.parse_args(argv)
     try:
-        node_state = _parse_node_state(args.node_state)
         config, _, _ = load_stack_config(args.project_dir, args.stack, args.stack_dir)
+        if args.read_nodes and args.node_state:
+            raise UsageError("--read-nodes and --node-state: choose one")
+        if args.ssh_key is not None and not args.read_nodes:
+            raise UsageError("--ssh-key needs --read-nodes")
+        node_state = _parse_node_state(args.node_state, _stack_nodes(config))
+        overrides: dict[str, Any] = {}
+        reader: NodeReader | None = None
+        if args.read_nodes:
+            from components.node_read import SshNodeReader
+
+            if args.ssh_key is None and config.get(f"{PROJECT}:sshAgent") == "true":
+                pass  # as the program does: the agent at $SSH_AUTH_SOCK
+            else:
+                overrides["sshPrivateKey"] = _ssh_key(args.ssh_key, config, args.stack)
+                overrides["sshAgent"] = False
+            reader = SshNodeReader()
         fakes = CloudFakes(
             subscription_id=config.get("azure-native:subscriptionId", DEFAULT_SUBSCRIPTION),
             location=config.get("azure-native:location", DEFAULT_LOCATION),
             node_state=node_state,
         )
-        result = render_stack(args.project_dir, args.stack, fakes=fakes, stack_dir=args.stack_dir)
+        result = render_stack(
+            args.project_dir, args.stack, fakes=fakes, preview=True, node_reader=reader, config_overrides=overrides,
+            stack_dir=args.stack_dir,
+        )
         # The policy pack's own validators on what was rendered (components/policy_check.py).
         from components.policy_check import DEFAULT_POLICY_CONFIG, load_policy_config, policy_violations
 
         fleet_config = load_policy_config(args.policy_config or args.project_dir / DEFAULT_POLICY_CONFIG)
         violations = policy_violations(result.resources, args.stack_dir or args.project_dir, fleet_config)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"invalid site configuration for stack {args.stack}:", file=sys.stderr)
         for problem in error.problems:
@@ -626,11 +731,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(violation, file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([r.as_json(args.show_secrets) for r in result.resources], indent=2, sort_keys=False))
+        print(json.dumps([r.as_json(args.show_secrets) for r in result.resources], indent=2, sort_keys=True))
     else:
         print(format_tree(result, args.show_secrets))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the SDK's event loops are sometimes collected after their
+    # selector, which prints "Exception ignored in BaseEventLoop.__del__" and breaks
+    # byte-for-byte reproducible output.
+    os._exit(code)

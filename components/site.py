@@ -23,7 +23,8 @@ from components.config import (
     SiteConfig,
     load_site_config,
 )
-from components.node_mirror import NodeMirror, NodeMirrorArgs
+from components.node_mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
+from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
 from components.stack_config import StackConfig, hide_leaves, read_stack_config
@@ -67,8 +68,62 @@ def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: 
     return repositories
 
 
+class NodesUnreadable(Exception):
+    """``pulumi up`` with nodes that could not be read: one line per node, each with the way out."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _node_args(site: SiteConfig, node: Any, endpoint: pulumi.Input[str], ssh_key: Any) -> NodeMirrorArgs:
+    return NodeMirrorArgs(
+        host=node.host,
+        port=node.port,
+        user=node.user,
+        role=node.role,
+        unit=node.service_unit,
+        path=node.path,
+        host_key=node.host_key,
+        gone=node.gone,
+        endpoint=endpoint,
+        scheme=site.scheme,
+        ca_file=site.mirror_ca_file,
+        insecure_skip_verify=site.mirror_insecure_skip_verify,
+        # With sshAgent no key: pulumi-command (and the reader) use the agent at $SSH_AUTH_SOCK.
+        ssh_private_key=None if site.ssh_agent else (ssh_key if ssh_key is not None else pulumi.Output.secret("")),
+        ssh_agent=site.ssh_agent,
+        restart_timeout_seconds=site.node_restart_timeout_seconds,
+        service_manager="auto",
+    )
+
+
+def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResult]:
+    """Read every node that is not gone, in parallel, before anything is declared.
+
+    Under ``pulumi up`` a node that cannot be read stops the run here, so nothing of the site is
+    changed; under preview it is reported by its NodeMirror (a warning, no write planned).
+    """
+    targets = [node_target(_node_args(site, n, "", None)) for n in site.nodes if not n.gone]
+    if not targets:
+        return {}
+    key = site.ssh_private_key.get_secret_value() if site.ssh_private_key and not site.ssh_agent else None
+    reads = dict(reader.read_nodes(targets, key, use_agent=site.ssh_agent))
+    if not pulumi.runtime.is_dry_run():
+        paths = {t.host: t.path for t in targets}
+        failures = [r for r in reads.values() if isinstance(r, NodeReadFailure)]
+        missing = [NodeReadFailure(t.host, "not read", True) for t in targets if t.host not in reads]
+        if failures or missing:
+            raise NodesUnreadable([unreadable_message(f, paths[f.host], preview=False) for f in failures + missing])
+    return reads
+
+
 class Site(pulumi.ComponentResource):
-    """Everything one site (one stack) needs, in dependency order."""
+    """Everything one site (one stack) needs, in dependency order.
+
+    ``node_reader`` reads the nodes at program time (default: over SSH); the offline renderer
+    passes its fakes.
+    """
 
     def __init__(
         self,
@@ -77,6 +132,7 @@ class Site(pulumi.ComponentResource):
         catalog: CatalogSource,
         opts: pulumi.ResourceOptions | None = None,
         secrets: StackConfig | None = None,
+        node_reader: NodeReader | None = None,
     ) -> None:
         super().__init__("edge-registry:index:Site", name, {}, opts)
         secrets = secrets or StackConfig(values={})
@@ -84,6 +140,9 @@ class Site(pulumi.ComponentResource):
             pulumi.log.warn(HELD_NOTE, resource=self)
         # Edge components: in a cloud-only run their resources keep their stored inputs.
         edge = edge_options(site.cloud_only, pulumi.ResourceOptions(parent=self))
+        # First, before any resource: a node that cannot be read stops `up` with nothing changed.
+        # A cloud-only run contacts no node.
+        reads = {} if site.cloud_only else read_site_nodes(site, node_reader or SshNodeReader())
         try:
             parent_registry = look_up_parent_registry(site)
         except RegistryNotSuitable as error:
@@ -108,6 +167,7 @@ class Site(pulumi.ComponentResource):
                 storage_class_name=site.storage_class_name,
                 storage_request=site.storage_request,
                 service_cluster_ip=site.service_cluster_ip,
+                service_name=site.effective_service_name,
                 # Leaves set with `--secret --path chartValues.x` stay secrets in the values.
                 extra_values=hide_leaves(
                     dict(site.chart_values), secrets.leaves_to_hide("chartValues", dict(site.chart_values))
@@ -117,11 +177,14 @@ class Site(pulumi.ComponentResource):
             opts=edge,
         )
         # Removing or replacing the release deactivates the connected registry first, so the
-        # next install never meets ALREADY_ACTIVATED.
+        # next install never meets ALREADY_ACTIVATED. Keyed on what stays known while the release
+        # updates (its id, and name/namespace from config): its status is unknown in any preview
+        # of a release update, which would preview every password rotation or chart-value change
+        # as "replace the deactivation".
         self.deactivation = self.azure.deactivate_when_removed(
-            install_id=pulumi.Output.all(
-                self.onprem.release.id, self.onprem.release_namespace, self.onprem.release_name
-            ).apply(lambda parts: "/".join(str(p) for p in parts)),
+            install_id=pulumi.Output.all(self.onprem.release.id, site.namespace, site.release_name).apply(
+                lambda parts: "/".join(str(p) for p in parts)
+            ),
             opts=pulumi.ResourceOptions(depends_on=[self.onprem.release]),
         )
         self.pull_secrets = PullSecrets(
@@ -148,27 +211,9 @@ class Site(pulumi.ComponentResource):
         for node in site.nodes:
             mirror = NodeMirror(
                 f"{name}-node-{node.host}",
-                NodeMirrorArgs(
-                    host=node.host,
-                    port=node.port,
-                    user=node.user,
-                    role=node.role,
-                    unit=node.service_unit,
-                    path=node.path,
-                    host_key=node.host_key,
-                    gone=node.gone,
-                    endpoint=self.onprem.endpoint,
-                    scheme=site.scheme,
-                    ca_file=site.mirror_ca_file,
-                    insecure_skip_verify=site.mirror_insecure_skip_verify,
-                    # With sshAgent no key: pulumi-command uses the agent at $SSH_AUTH_SOCK.
-                    ssh_private_key=None if site.ssh_agent else (
-                        ssh_key if ssh_key is not None else pulumi.Output.secret("")
-                    ),
-                    ssh_agent=site.ssh_agent,
-                    restart_timeout_seconds=site.node_restart_timeout_seconds,
-                    service_manager="auto",
-                ),
+                _node_args(site, node, self.onprem.endpoint, ssh_key),
+                read=reads.get(node.host),
+                held=site.cloud_only,
                 opts=pulumi.ResourceOptions.merge(edge, pulumi.ResourceOptions(depends_on=[previous])),
             )
             self.nodes.append(mirror)
@@ -221,17 +266,20 @@ def build(
     catalog: CatalogSource = azure_catalog,
     check_local_files: bool = False,
     secrets: StackConfig | None = None,
+    node_reader: NodeReader | None = None,
 ) -> Site:
-    """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError.
+    """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError,
+    or NodesUnreadable under ``pulumi up``.
 
     ``secrets`` says which values are secrets (:func:`components.stack_config.read_stack_config`).
     Key names outside this project's namespace are checked too (``azure-native:locaton``).
+    ``node_reader`` reads the nodes (default: over SSH).
     """
     secret_keys = secrets.secret_keys if secrets is not None else frozenset()
     site_config = load_site_config(values, secret_keys, other_config_keys())
     if check_local_files and (problems := local_file_problems(site_config)):
         raise ConfigError(problems)
-    return Site(pulumi.get_stack(), site_config, catalog, secrets=secrets)
+    return Site(pulumi.get_stack(), site_config, catalog, secrets=secrets, node_reader=node_reader)
 
 
 def run(catalog: CatalogSource = azure_catalog) -> Site:
@@ -245,6 +293,8 @@ def run(catalog: CatalogSource = azure_catalog) -> Site:
         site = build(stack.values, catalog, check_local_files=True, secrets=stack)
     except ConfigError as error:
         raise pulumi.RunError("invalid site configuration:\n" + "\n".join(error.problems)) from None
+    except NodesUnreadable as error:
+        raise pulumi.RunError("nodes could not be read; nothing was changed:\n" + str(error)) from None
     for key, value in site_outputs(site).items():
         pulumi.export(key, value)
     return site

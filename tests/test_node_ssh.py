@@ -1,12 +1,10 @@
 """NodeMirror against a real OpenSSH server: the very commands and stdin the resources carry.
 
-Each ``up`` evaluates the NodeMirror component under Pulumi mocks; the mocks play
-pulumi-command: the ``-read`` command's ``create`` text is run over SSH and its stdout
-becomes the resource output, from which the component computes the ``-apply`` stdin. The
-test then runs the captured ``-apply`` ``create`` text with that stdin over SSH, and
-``destroy`` runs the stored ``delete`` text with the stored stdin — exactly what the
-provider would do. The node is 127.0.0.1 (tests/sshd.py), the file a temp path, the
-service manager a fake that records restarts.
+Each run evaluates the NodeMirror component under Pulumi mocks after the program's own reader
+read the node over SSH (tests/node_engine.py); the captured ``-apply`` ``create`` text then runs
+with its stdin over SSH, and ``destroy`` runs the stored ``delete`` text with the stored stdin —
+exactly what pulumi-command would do. The node is 127.0.0.1 (tests/sshd.py), the file a temp
+path, the service manager a fake that records restarts.
 """
 
 from __future__ import annotations
@@ -21,13 +19,15 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from components import node_mirror as nm
 from components import registries_yaml as ry
+from components.node_payload import NodeRead
+from components.node_read import NodeReadFailure
+from components.render_fakes import FakeNodeReader
+from tests.node_engine import ENDPOINT, Node, evaluate
 from tests.sshd import NodePath, SshServer, can_run
 
-ENDPOINT = "10.43.0.10:80"
 SECRET_PASSWORD = "s3cr3t-registry-password"  # noqa: S105 - a test value that must never leak
 FOREIGN = f"""# managed by hand, keep this comment
 mirrors:
@@ -47,131 +47,8 @@ configs:
 """.encode()
 
 
-# --------------------------------------------------------------------------- Pulumi mocks
-
-
-def _unwrap(value: Any) -> Any:
-    """Mock inputs with secrets unwrapped (they arrive as a signature map)."""
-    if isinstance(value, dict):
-        if "4dabf18193072939515e22adb298388d" in value:
-            return _unwrap(value.get("value"))
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
-class RecordingMonitor(MockMonitor):
-    """Keeps every RegisterResource request (options, parent, dependencies)."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.requests: dict[str, Any] = {}
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        self.requests[request.name] = request
-        return super().RegisterResource(request)
-
-
-class CommandMocks(pulumi.runtime.Mocks):
-    """Plays pulumi-command: runs ``-read`` commands with ``run_read``; records all inputs."""
-
-    def __init__(self, run_read: Any = None) -> None:
-        self.run_read = run_read
-        self.inputs: dict[str, dict[str, Any]] = {}
-        self.raw: dict[str, dict[str, Any]] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.raw[args.name] = dict(args.inputs)
-        self.inputs[args.name] = _unwrap(dict(args.inputs))
-        state = dict(args.inputs)
-        if args.typ == "command:remote:Command" and args.name.endswith("-read") and self.run_read \
-                and "create" in self.inputs[args.name]:  # no create text: the provider runs nothing
-            state["stdout"] = self.run_read(self.inputs[args.name])
-            state["stderr"] = ""
-        return f"{args.name}-id", state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-def evaluate(
-    nodes: list[nm.NodeMirrorArgs], run_read: Any = None
-) -> tuple[CommandMocks, RecordingMonitor, list[Any]]:
-    """Run a program declaring ``nodes`` (chained, rolling) under mocks; return what it registered."""
-    mocks = CommandMocks(run_read)
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="edge-registry", stack="test", preview=False, monitor=monitor)
-    outputs: list[Any] = []
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        previous: nm.NodeMirror | None = None
-        for i, args in enumerate(nodes):
-            opts = pulumi.ResourceOptions(depends_on=[previous]) if previous else None
-            previous = nm.NodeMirror(f"node{i}", args, opts)
-            outputs.append(previous.apply.stdin)
-        return pulumi.Output.all(*[p for p in outputs])
-
-    program()
-    return mocks, monitor, outputs
-
-
-# --------------------------------------------------------------------------- node harness
-
-
-class Node:
-    """One node (the SSH server) and one registries.yaml path on it."""
-
-    def __init__(self, server: SshServer, path: Path) -> None:
-        self.server = server
-        # The scripts leave these root-owned 0600: NodePath reads them as root (sudo -n if need be).
-        self.path = NodePath(path)
-        self.side = NodePath(f"{path}.edge-registry")
-        self.stored: dict[str, Any] | None = None  # the -apply state after the last successful run
-        self.last_apply: dict[str, Any] = {}
-
-    def args(self, endpoint: str = ENDPOINT, **overrides: Any) -> nm.NodeMirrorArgs:
-        values: dict[str, Any] = dict(
-            host="127.0.0.1", port=self.server.port, user=self.server.user, role="server", unit="k3s",
-            path=str(self.path), host_key=self.server.host_public_key, endpoint=endpoint,
-            ssh_private_key=pulumi.Output.secret(self.server.client_private_key),
-            restart_timeout_seconds=2, service_manager="systemd",
-        )
-        values.update(overrides)
-        return nm.NodeMirrorArgs(**values)
-
-    def _run_read(self, inputs: dict[str, Any]) -> str:
-        result = self.server.ssh(inputs["create"], inputs.get("stdin"))
-        assert result.returncode == 0, result.stderr
-        return result.stdout.removesuffix("\n")  # pulumi-command trims one newline
-
-    def plan(self, endpoint: str = ENDPOINT, **overrides: Any) -> dict[str, Any]:
-        """``pulumi up`` up to the apply: the read runs on the node; returns the -apply inputs."""
-        mocks, _, _ = evaluate([self.args(endpoint, **overrides)], self._run_read)
-        self.last_apply = mocks.inputs["node0-apply"]
-        return self.last_apply
-
-    def run_apply(self, apply: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        result = self.server.ssh(apply["create"], apply["stdin"])
-        if result.returncode == 0:
-            self.stored = apply
-        return result
-
-    def up(self, endpoint: str = ENDPOINT, **overrides: Any) -> subprocess.CompletedProcess[str]:
-        """A whole ``pulumi up`` of this node."""
-        return self.run_apply(self.plan(endpoint, **overrides))
-
-    def destroy(self) -> subprocess.CompletedProcess[str]:
-        """``pulumi destroy``: the stored delete text with the stored stdin."""
-        assert self.stored is not None, "nothing applied yet"
-        return self.server.ssh(self.stored["delete"], self.stored["stdin"])
-
-    def content(self) -> bytes | None:
-        return self.path.read_bytes() if self.path.exists() else None
-
-    def document(self) -> dict[str, Any]:
-        return ry.parse(self.content())
+def _fake_reader(state: dict[str, bytes | None]) -> FakeNodeReader:
+    return FakeNodeReader(state)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +113,9 @@ def test_reapply_writes_nothing_and_restarts_nothing(node: Node) -> None:
     before = node.path.stat()
     sidecar_before = {p.name: p.stat().st_mtime_ns for p in node.side.iterdir()}
     for _ in range(2):
-        result = node.up()
+        assert node.up().stdout == "(no change: not run)"  # the same payload: no update at all
+        # and running the script again anyway (a forced update) writes nothing either
+        result = node.run_apply(node.plan())
         assert result.returncode == 0, result.stderr
         assert "unchanged; k3s not restarted" in result.stdout
     after = node.path.stat()
@@ -345,6 +224,23 @@ def test_invalid_foreign_file_is_rejected_before_anything_is_sent(node: Node) ->
         node.up()
     assert node.server.restarts() == []
     assert not node.side.exists()
+
+
+def test_a_non_root_node_user_runs_the_scripts_through_sudo(node: Node) -> None:
+    """As a non-root test user (a GitHub runner) the node user is that user: the product's
+    ``sudo -n`` path runs for real and still leaves a root-owned file. As root, no sudo at all."""
+    result = node.up()
+    assert result.returncode == 0, result.stderr
+    info = node.path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o600)
+    calls = node.server.sudo_calls()
+    if node.server.user == "root":
+        assert calls == []
+    else:
+        assert "sudo -n true" in calls
+        assert any(c.startswith("sudo -n /bin/sh -c <script> edge-registry-apply ") for c in calls), calls
+        # the program-time read goes through sudo -n too, as the write does
+        assert any(c.startswith("sudo -n /bin/sh -c <script> edge-registry-read ") for c in calls), calls
 
 
 # --------------------------------------------------------------------------- destroy
@@ -482,8 +378,10 @@ def test_read_output_after_an_apply_reports_the_record(node: Node) -> None:
     assert read.recorded and read.original == FOREIGN
     assert read.owned == (("mirrors", ENDPOINT),)
     assert read.written is not None and read.content is not None
+    assert read.applied_expected == hashlib.sha256(FOREIGN).hexdigest() and read.applied_pending is False
     assert stdout == nm.render_read_output(
-        read.content, recorded=True, original=FOREIGN, written=read.written, owned=read.owned
+        read.content, recorded=True, original=FOREIGN, written=read.written, owned=read.owned,
+        applied_expected=read.applied_expected,
     )
 
 
@@ -500,71 +398,79 @@ def _args(host: str = "10.0.0.5", **overrides: Any) -> nm.NodeMirrorArgs:
     return nm.NodeMirrorArgs(**values)
 
 
-def _fake_read(state: dict[str, bytes | None]) -> Any:
-    def run(inputs: dict[str, Any]) -> str:
-        out = nm.mock_outputs("command:remote:Command", "x-read", inputs, state)
-        assert out is not None
-        return str(out["stdout"])
-    return run
-
-
 def test_no_secret_in_any_command_string() -> None:
-    mocks, _, _ = evaluate([_args()], _fake_read({"10.0.0.5": FOREIGN}))
-    for resource in ("node0-read", "node0-apply"):
-        for key in ("create", "update", "delete"):
-            text = mocks.inputs[resource].get(key) or ""
-            assert SECRET_PASSWORD not in text and "PRIVATE KEY" not in text
-        assert "environment" not in mocks.inputs[resource]
+    evaluation = evaluate([_args()], _fake_reader({"10.0.0.5": FOREIGN}))
+    inputs = evaluation.mocks.inputs
+    assert "node0-read" not in inputs  # nodes are read at program time, not by a resource
+    for key in ("create", "update", "delete"):
+        text = inputs["node0-apply"].get(key) or ""
+        assert SECRET_PASSWORD not in text and "PRIVATE KEY" not in text
+    assert "environment" not in inputs["node0-apply"]
     # The file (with the password) reaches the node only on stdin, as a secret.
-    assert "4dabf18193072939515e22adb298388d" in mocks.raw["node0-apply"]["stdin"]
-    plan = nm.decode_apply_stdin(mocks.inputs["node0-apply"]["stdin"])
+    assert "4dabf18193072939515e22adb298388d" in evaluation.mocks.raw["node0-apply"]["stdin"]
+    plan = nm.decode_apply_stdin(inputs["node0-apply"]["stdin"])
     assert ry.parse(plan.content)["configs"]["mirror.example.com:5000"]["auth"]["password"] == SECRET_PASSWORD
     assert plan.restore == FOREIGN
     assert plan.expected == hashlib.sha256(FOREIGN).hexdigest()
     assert plan.owned == (("mirrors", ENDPOINT),)
+    # The diagnostic names keys only.
+    assert evaluation.summaries == [f"node 10.0.0.5: /etc/rancher/k3s/registries.yaml: mirrors[{ENDPOINT}] added; k3s-agent restarts"]
+    assert all(SECRET_PASSWORD not in message for _, message in evaluation.logs)
 
 
-def test_read_stdout_is_secret_and_not_logged_and_rerun_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(nm.RUN_ID_ENV, "run-1")
-    mocks, monitor, _ = evaluate([_args()], _fake_read({}))
-    read = monitor.requests["node0-read"]
-    assert "stdout" in read.additionalSecretOutputs
-    assert mocks.inputs["node0-read"]["logging"] == "none"
-    assert mocks.inputs["node0-read"]["triggers"] == ["run-1"]
-    assert mocks.inputs["node0-read"]["addPreviousOutputInEnv"] is False
-    assert "stdin" in monitor.requests["node0-apply"].additionalSecretOutputs
-    monkeypatch.setenv(nm.RUN_ID_ENV, "run-2")
-    mocks, _, _ = evaluate([_args()], _fake_read({}))
-    assert mocks.inputs["node0-read"]["triggers"] == ["run-2"]
+def test_apply_stdin_is_secret_and_the_dial_limits_are_low() -> None:
+    evaluation = evaluate([_args()], _fake_reader({}))
+    request = evaluation.monitor.requests["node0-apply"]
+    assert "stdin" in request.additionalSecretOutputs
+    apply = evaluation.mocks.inputs["node0-apply"]
+    assert apply["addPreviousOutputInEnv"] is False
+    assert apply["connection"]["dialErrorLimit"] == nm.DIAL_ERROR_LIMIT == 3
+    assert apply["connection"]["perDialTimeout"] == nm.PER_DIAL_TIMEOUT == 5
+    assert request.deleteBeforeReplace is True
 
 
 def test_gone_node_is_declared_but_never_contacted() -> None:
-    calls: list[str] = []
+    reader = _fake_reader({})
+    evaluation = evaluate([_args(), _args("10.0.0.6", gone=True, ssh_private_key=None)], reader)
+    inputs = evaluation.mocks.inputs["node1-apply"]
+    assert not {"create", "update", "delete", "stdin"} & inputs.keys()
+    request = evaluation.monitor.requests["node1-apply"]
+    assert request.retainOnDelete is True
+    assert {"create", "delete", "stdin", "triggers", "connection"} <= set(request.ignoreChanges)
+    assert reader.reads == [["10.0.0.5"]]
 
-    def run_read(inputs: dict[str, Any]) -> str:
-        calls.append(inputs["connection"]["host"])
-        return nm.render_read_output(None)
 
-    mocks, monitor, _ = evaluate([_args(), _args("10.0.0.6", gone=True, ssh_private_key=None)], run_read)
-    for name in ("node1-read", "node1-apply"):
-        assert not {"create", "update", "delete", "stdin"} & mocks.inputs[name].keys()
-        request = monitor.requests[name]
-        assert request.retainOnDelete is True
-        assert {"create", "delete", "stdin", "triggers", "connection"} <= set(request.ignoreChanges)
-    assert calls == ["10.0.0.5"]
+def test_unreadable_node_at_preview_warns_and_plans_no_write() -> None:
+    down = NodeReadFailure("10.0.0.6", "cannot connect to 10.0.0.6:22: timed out", True)
+    reader = _fake_reader({"10.0.0.6": down})  # type: ignore[dict-item]
+    evaluation = evaluate([_args(), _args("10.0.0.6")], reader, preview=True)
+    warnings = [m for level, m in evaluation.logs if level == "warn"]
+    assert any(m.startswith("node 10.0.0.6: cannot read") and "no write is planned" in m for m in warnings)
+    inputs = evaluation.mocks.inputs["node1-apply"]
+    assert not {"create", "update", "delete", "stdin"} & inputs.keys()
+    request = evaluation.monitor.requests["node1-apply"]
+    assert {"create", "delete", "stdin", "triggers", "connection"} <= set(request.ignoreChanges)
+    assert not request.retainOnDelete  # it is not gone: a later destroy still restores it
+    assert "stdin" in evaluation.mocks.inputs["node0-apply"]  # the reachable node is planned as usual
+
+
+def test_unreadable_node_at_up_stops_naming_the_node_and_the_way_out() -> None:
+    down = NodeReadFailure("10.0.0.6", "cannot connect to 10.0.0.6:22: timed out", True)
+    with pytest.raises(Exception, match=r"node 10\.0\.0\.6: cannot read .*Nothing was changed.*gone: true"):
+        evaluate([_args("10.0.0.6")], _fake_reader({"10.0.0.6": down}), preview=False)  # type: ignore[dict-item]
 
 
 def test_nodes_roll_one_after_another() -> None:
-    _, monitor, _ = evaluate([_args("10.0.0.5"), _args("10.0.0.6")], _fake_read({}))
-    second_read = monitor.requests["node1-read"]
-    first_apply_urn = [u for u in second_read.dependencies if u.endswith("node0-apply")]
-    assert first_apply_urn, list(second_read.dependencies)
+    evaluation = evaluate([_args("10.0.0.5"), _args("10.0.0.6")], _fake_reader({}))
+    second = evaluation.monitor.requests["node1-apply"]
+    assert [u for u in second.dependencies if u.endswith("node0-apply")], list(second.dependencies)
 
 
-def test_missing_host_key_warns_once_per_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    warnings: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warnings.append(msg))
-    evaluate([_args("10.0.0.5", host_key=None), _args("10.0.0.6", host_key=None), _args("10.0.0.7")], _fake_read({}))
+def test_missing_host_key_warns_once_per_node() -> None:
+    evaluation = evaluate(
+        [_args("10.0.0.5", host_key=None), _args("10.0.0.6", host_key=None), _args("10.0.0.7")], _fake_reader({})
+    )
+    warnings = [m for level, m in evaluation.logs if level == "warn"]
     assert sorted(w.split(":")[0] for w in warnings) == ["node 10.0.0.5", "node 10.0.0.6"]
 
 
@@ -573,6 +479,7 @@ def test_sudo_is_used_for_a_non_root_user() -> None:
     assert command.startswith("sudo -n true >/dev/null 2>&1 || {")
     assert "exec sudo -n /bin/sh -c " in command
     assert not nm.apply_command(_args(user="root")).startswith("sudo")
+    assert nm.read_command(_args(user="ubuntu")).startswith("sudo -n true")
 
 
 def test_rke2_path_override_reaches_the_scripts() -> None:
@@ -583,21 +490,17 @@ def test_rke2_path_override_reaches_the_scripts() -> None:
     assert nm.destroy_command(args).endswith("' edge-registry-destroy" + tail)
 
 
-def test_mock_outputs_answers_only_for_our_commands() -> None:
-    assert nm.mock_outputs("kubernetes:core/v1:Secret", "s", {}, {}) is None
-    assert nm.mock_outputs("command:remote:Command", "c", {"create": "echo hi"}, {}) is None
-    read = {"create": nm.read_command(_args()), "connection": {"host": "10.0.0.5"}}
-    out = nm.mock_outputs("command:remote:Command", "n-read", read, {"10.0.0.5": FOREIGN})
-    assert out is not None and nm.parse_read_output(out["stdout"]).content == FOREIGN
-    missing = nm.mock_outputs("command:remote:Command", "n-read", read, {})
-    assert missing is not None and nm.parse_read_output(missing["stdout"]).content is None
+def test_fake_reader_answers_as_an_untouched_node() -> None:
+    reader = _fake_reader({"10.0.0.5": FOREIGN})
+    reads = reader.read_nodes([nm.node_target(_args("10.0.0.5")), nm.node_target(_args("10.0.0.6"))], None)
+    assert reads["10.0.0.5"] == NodeRead(content=FOREIGN, recorded=False)
+    assert reads["10.0.0.6"] == NodeRead(content=None, recorded=False)
 
 
-def test_render_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(nm.RUN_ID_ENV, "fixed")
-    first, _, _ = evaluate([_args()], _fake_read({"10.0.0.5": FOREIGN}))
-    second, _, _ = evaluate([_args()], _fake_read({"10.0.0.5": FOREIGN}))
-    assert first.inputs == second.inputs
+def test_render_is_deterministic() -> None:
+    first = evaluate([_args()], _fake_reader({"10.0.0.5": FOREIGN}))
+    second = evaluate([_args()], _fake_reader({"10.0.0.5": FOREIGN}))
+    assert first.mocks.inputs == second.mocks.inputs
 
 
 def test_args_are_validated() -> None:
@@ -614,18 +517,3 @@ def test_scripts_are_posix_sh() -> None:
     for script in sorted(scripts.glob("*.sh")):
         subprocess.run(["sh", "-n", str(script)], check=True)
         assert os.path.getsize(script) < 8000
-
-
-def test_a_non_root_node_user_runs_the_scripts_through_sudo(node: Node) -> None:
-    """As a non-root test user (a GitHub runner) the node user is that user: the product's
-    ``sudo -n`` path runs for real and still leaves a root-owned file. As root, no sudo at all."""
-    result = node.up()
-    assert result.returncode == 0, result.stderr
-    info = node.path.stat()
-    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0o600)
-    calls = node.server.sudo_calls()
-    if node.server.user == "root":
-        assert calls == []
-    else:
-        assert "sudo -n true" in calls
-        assert any(c.startswith("sudo -n /bin/sh -c <script> edge-registry-apply ") for c in calls), calls

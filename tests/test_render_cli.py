@@ -96,15 +96,19 @@ def test_node_state_shows_what_that_node_would_receive(tmp_path: Path) -> None:
     )
     done = render("dev", "--show-secrets", "--node-state", f"192.0.2.10={current}")
     assert done.returncode == 0, done.stderr
-    first = done.stdout.split("dev-node-192.0.2.10-apply: stdin (decoded)")[1].split("dev-node-192.0.2.11")[0]
-    second = done.stdout.split("dev-node-192.0.2.11-apply: stdin (decoded)")[1].split("outputs:")[0]
+    first = done.stdout.split("\ndev-node-192.0.2.10:\n")[1].split("\ndev-node-192.0.2.11:\n")[0]
+    second = done.stdout.split("\ndev-node-192.0.2.11:\n")[1].split("outputs:")[0]
     import hashlib
 
     assert hashlib.sha256(current.read_bytes()).hexdigest() in first
     assert "docker.io" in first and "foreign-pass" in first and "http://10.43.200.200:80" in first
+    assert "plan: node 192.0.2.10: /etc/rancher/k3s/registries.yaml: mirrors[10.43.200.200:80] added; k3s restarts" in first
     assert "expected current file: absent" in second and "docker.io" not in second
     masked = render("dev", "--node-state", f"192.0.2.10={current}")
-    assert "foreign-pass" not in masked.stdout and "[secret:" in masked.stdout
+    assert "foreign-pass" not in masked.stdout
+    # The desired file is shown with the credential masked, not hidden as a whole.
+    desired = masked.stdout.split("\ndev-node-192.0.2.10:\n")[1].split("\ndev-node-192.0.2.11:\n")[0]
+    assert "username: u" in desired and "password: '[secret]'" in desired and "http://10.43.200.200:80" in desired
 
 
 def test_node_state_needs_host_and_file() -> None:
@@ -213,3 +217,55 @@ def test_the_policy_config_can_raise_a_level_for_the_render_too(tmp_path: Path) 
     config.write_text(json.dumps({"remote-command-pins-host-key": "disabled"}))
     done = render("dev", "--policy-config", str(config))
     assert done.returncode == 0 and "remote-command-pins-host-key" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "host", "expected"),
+    [
+        ("mirrors: [unclosed\n", "192.0.2.10", "--node-state 192.0.2.10: "),
+        ("- a\n- b\n", "192.0.2.10", "must hold a mapping"),
+        ("mirrors: {}\n", "198.51.100.7", "--node-state 198.51.100.7: not a node of this stack"),
+    ],
+    ids=["broken-yaml", "a-list", "unknown-host"],
+)
+def test_bad_node_state_exits_2_with_one_clean_line(tmp_path: Path, content: str, host: str, expected: str) -> None:
+    state = tmp_path / "registries.yaml"
+    state.write_text(content)
+    done = render("dev", "--node-state", f"{host}={state}")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert expected in lines[0] and "Traceback" not in done.stderr
+
+
+def test_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
+    current = tmp_path / "registries.yaml"
+    current.write_text("configs:\n  z.example:5000:\n    auth: {username: u, password: p}\n")
+    for extra in ([], ["--json"], ["--json", "--show-secrets"]):
+        args = ["dev", "--node-state", f"192.0.2.11={current}", *extra]
+        first, second = render(*args), render(*args)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == second.stdout and first.stderr == second.stderr
+
+
+def test_text_shows_what_a_reviewer_needs() -> None:
+    text = render("dev").stdout
+    # scope-map actions in full, one per line
+    assert '          - "repositories/fleet/app-b/metadata/read"' in text
+    assert '          - "gateway/devship01/message/write"' in text
+    # chart values shown, only the connection string masked
+    values = text.split("kubernetes:helm.sh/v3:Release")[1].split("edge-registry:index:PullSecrets")[0]
+    assert 'connectionString: "[secret]"' in values
+    assert "httpEnabled: true" in values and "chunkSizeInMb: 1\n" in values
+    assert 'storageRequest: "20Gi"' in values and "SyncTokenPassword" not in text
+    # integers as integers
+    assert "timeout: 600\n" in values and "600.0" not in text
+    # resource options
+    assert "options: deleteBeforeReplace" in values
+    assert 'options: deleteBeforeReplace, replaceOnChanges=["mode", "parent.syncProperties.tokenId"]' in text
+    assert "options: retainOnDelete" in text
+    # the command's connection: host, port and user shown, the key masked
+    node = text.split("dev-node-192.0.2.10-apply")[1]
+    assert 'host: "192.0.2.10"' in node and 'privateKey: "[secret]"' in node and 'user: "ubuntu"' in node
+    assert "perDialTimeout: 5" in node and "dialErrorLimit: 3" in node

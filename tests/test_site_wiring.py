@@ -81,7 +81,8 @@ def test_looked_up_cluster_ip_and_https_port() -> None:
     )
     assert result.outputs["registryEndpoint"] == "10.43.7.9:443"
     service = result.one("kubernetes:core/v1:Service")
-    assert service.options["read"] == "connected-registry/connected-registry"
+    # The chart names its Service after the connected registry (docs/runbooks.md, serviceName).
+    assert service.options["read"] == "connected-registry/devship01"
 
 
 def test_each_namespace_gets_a_dockerconfigjson_for_the_client_token(dev: RenderResult) -> None:
@@ -155,3 +156,68 @@ def test_the_program_stops_with_a_clean_run_error_naming_keys() -> None:
     assert any(line.startswith("edge-registry:connectedRegistryName:") for line in lines)
     assert any(line.startswith("edge-registry:repositories:") for line in lines)
     assert any(line.startswith("edge-registry:registryName: required") for line in lines)
+
+
+# --- previews that tell the truth -----------------------------------------------------------------
+
+
+def _deactivation_inputs(result: RenderResult) -> dict[str, object]:
+    return result.one(DEACTIVATION).plain_inputs()
+
+
+def test_a_release_update_does_not_touch_the_deactivation(dev: RenderResult) -> None:
+    """A password rotation and a chart-value change, previewed as the engine does (the release's
+    status unknown): the deactivation's inputs stay exactly as they were, so no replacement."""
+    before = _deactivation_inputs(dev)
+    assert before["installId"] == "connected-registry/connected-registry/connected-registry/connected-registry"
+    rotation = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(release_update=True, password_epoch="rotated"))
+    values_change = render_stack(
+        stack="dev", preview=True, fakes=CloudFakes(release_update=True),
+        config_overrides={"chunkSizeInMb": 4, "chartValues": {"logLevel": "debug"}},
+    )
+    for result in (rotation, values_change):
+        assert _deactivation_inputs(result) == before
+        assert result.one(RELEASE).plain_inputs()["values"] != dev.one(RELEASE).plain_inputs()["values"]
+        assert result.outputs["releaseStatus"] == "(known after apply)"
+
+
+def test_the_release_fake_of_an_update_hides_status_like_the_engine() -> None:
+    # The proof above only means something if a status-derived id would have changed.
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(release_update=True))
+    assert result.outputs["releaseName"] == result.outputs["releaseNamespace"] == "(known after apply)"
+
+
+def test_same_name_azure_resources_are_deleted_before_they_are_replaced(dev: RenderResult) -> None:
+    for type_ in (CONNECTED_REGISTRY, "azure-native:containerregistry:ScopeMap", "azure-native:containerregistry:Token"):
+        for resource in dev.by_type(type_):
+            assert resource.options.get("deleteBeforeReplace") is True, resource.name
+    assert dev.one(CONNECTED_REGISTRY).options["replaceOnChanges"] == ["mode", "parent.syncProperties.tokenId"]
+
+
+def test_service_name_is_config_and_a_missing_service_names_what_it_tried() -> None:
+    named = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"serviceClusterIP": None, "serviceName": "cr-svc"})
+    assert named.one("kubernetes:core/v1:Service").options["read"] == "connected-registry/cr-svc"
+    with pytest.raises(Exception, match=r"edge-registry:serviceName: no Service connected-registry/devship01"):
+        render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"serviceClusterIP": None}, fakes=CloudFakes(service_missing=True))
+
+
+def test_each_node_says_what_the_run_does(dev: RenderResult, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert dev.node_summaries == {
+        "dev-node-192.0.2.10": "node 192.0.2.10: /etc/rancher/k3s/registries.yaml (new file): "
+        "mirrors[10.43.200.200:80] added; k3s restarts",
+        "dev-node-192.0.2.11": "node 192.0.2.11: /etc/rancher/k3s/registries.yaml (new file): "
+        "mirrors[10.43.200.200:80] added; k3s-agent restarts",
+    }
+
+
+def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
+    from components.node_read import NodeReadFailure
+    from components.render_fakes import FakeNodeReader
+
+    reader = FakeNodeReader({"192.0.2.11": NodeReadFailure("192.0.2.11", "cannot connect: timed out", True)})  # type: ignore[dict-item]
+    with pytest.raises(Exception) as error:
+        render_stack(stack="dev", stack_dir=STACK_DIR, node_reader=reader)
+    assert "node 192.0.2.11: cannot read /etc/rancher/k3s/registries.yaml over SSH" in str(error.value)
+    preview = render_stack(stack="dev", stack_dir=STACK_DIR, node_reader=reader, preview=True)
+    assert any(w.startswith("node 192.0.2.11: cannot read") for w in preview.warnings)
+    assert "stdin" not in preview.one(COMMAND, "192.0.2.11-apply").inputs

@@ -12,7 +12,7 @@ trap 'rm -rf "$work"; [ -z "$tmp" ] || rm -f "$tmp"' EXIT
 # 1. receive the payload and check it against its own checksums
 read -r header || fail "no payload on stdin"
 [ "$header" = "edge-registry-apply 1" ] || fail "unexpected payload format: $header"
-expected= desired= restore= section=
+expected= desired= restore= pending=no section=
 while read -r word value; do
   if [ -n "$section" ]; then
     if [ "$word" = end ]; then section=; else printf '%s\n' "$word" >> "$work/$section.b64"; fi
@@ -22,7 +22,7 @@ while read -r word value; do
     expected) expected=$value ;;
     desired) desired=$value ;;
     restore) restore=$value ;;
-    pending) ;;
+    pending) case $value in yes|no) pending=$value ;; *) fail "unexpected pending value: $value" ;; esac ;;
     begin)
       case $value in content|restore|owned) section=$value; : > "$work/$section.b64" ;;
         *) fail "unexpected payload section: $value" ;; esac ;;
@@ -42,7 +42,7 @@ fi
 # 2. the file must still be what the program read and merged
 [ ! -L "$path" ] || fail "$path is a symlink: edge-registry replaces the file by rename and would break the link"
 current=$(sha_of "$path")
-[ "$current" = "$expected" ] || fail "$path changed since edge-registry read it in this run (read sha256 $expected, now $current). Nothing was written. Run 'pulumi up' again: it reads the file again and merges the change."
+[ "$current" = "$expected" ] || [ "$current" = "$desired" ] || fail "$path changed since edge-registry read it in this run (read sha256 $expected, now $current). Nothing was written. Run 'pulumi up' again: it reads the file again and merges the change."
 
 # 3. keep the pristine original, once, before anything of ours is written
 mkdir -p "$dir" "$side" || fail "cannot create $side"
@@ -59,6 +59,9 @@ record() {
   put_changed "$work/owned" "$side/owned"
   echo "$desired" > "$work/written"
   put_changed "$work/written" "$side/written.sha256"
+  # what this payload said besides the file: a converged node re-emits it (stable previews)
+  echo "$expected $pending" > "$work/applied"
+  put_changed "$work/applied" "$side/applied"
 }
 
 # 4. unchanged: write nothing, restart nothing (unless an earlier run was cut off before its restart)

@@ -1,0 +1,112 @@
+"""``python -m components.render STACK --read-nodes`` reads the stack's real nodes as ``pulumi
+preview`` does (tests/sshd.py plays the node), and ``pulumi up`` stops on a node it cannot read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import ConfigError
+from components.node_read import SshNodeReader
+from components.render import render_stack
+from tests.fixture_stacks import stack_file
+from tests.sshd import SshServer, can_run
+
+ROOT = Path(__file__).resolve().parent.parent
+FOREIGN = b"configs:\n  mirror.example:5000:\n    auth:\n      username: u\n      password: node-secret\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    reason = can_run()
+    if reason:
+        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
+            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
+        pytest.skip(reason)
+    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
+    yield ssh_server
+    ssh_server.stop()
+
+
+def _dead_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _project(tmp_path: Path, server: SshServer, dead_port: int | None = None) -> tuple[Path, Path]:
+    """A project dir with stack `site` whose node is the sshd; returns (project, node file)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    stack = yaml.safe_load(stack_file().read_text())
+    node_file = tmp_path / "k3s" / "registries.yaml"
+    node_file.parent.mkdir()
+    nodes = [{"host": "127.0.0.1", "port": server.port, "user": server.user, "role": "server",
+              "hostKey": server.host_public_key, "path": str(node_file)}]
+    if dead_port is not None:
+        nodes.append({"host": "127.0.0.2", "port": dead_port, "role": "agent", "path": str(node_file)})
+    stack["config"]["edge-registry:nodes"] = nodes
+    (project / "Pulumi.site.yaml").write_text(yaml.safe_dump(stack))
+    (tmp_path / "key").write_text(server.client_private_key)
+    return project, node_file
+
+
+def render(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "components.render", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_read_nodes_plans_from_what_is_on_the_node(server: SshServer, tmp_path: Path) -> None:
+    project, node_file = _project(tmp_path, server)
+    node_file.write_bytes(FOREIGN)
+    args = ["site", "--project-dir", str(project), "--read-nodes", "--ssh-key", str(tmp_path / "key")]
+    done = render(*args)
+    assert done.returncode == 0, done.stderr
+    section = done.stdout.split("\nsite-node-127.0.0.1:\n")[1].split("outputs:")[0]
+    assert f"plan: node 127.0.0.1: {node_file}: mirrors[10.43.200.200:80] added; k3s restarts" in section
+    assert f"expected current file: {hashlib.sha256(FOREIGN).hexdigest()}" in section
+    assert "username: u" in section and "node-secret" not in done.stdout
+    assert render(*args).stdout == done.stdout  # same node, same bytes
+    assert node_file.read_bytes() == FOREIGN  # a render never writes
+
+
+def test_read_nodes_needs_a_key_it_can_use(server: SshServer, tmp_path: Path) -> None:
+    project, _ = _project(tmp_path, server)
+    done = render("site", "--project-dir", str(project), "--read-nodes")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "--read-nodes: edge-registry:sshPrivateKey is encrypted or not set in Pulumi.site.yaml; pass --ssh-key FILE"
+    ]
+
+
+def test_a_dead_node_warns_in_the_render_and_stops_up(server: SshServer, tmp_path: Path) -> None:
+    project, node_file = _project(tmp_path, server, dead_port=_dead_port())
+    done = render("site", "--project-dir", str(project), "--read-nodes", "--ssh-key", str(tmp_path / "key"))
+    assert done.returncode == 0, done.stderr
+    assert "node 127.0.0.2: cannot read" in done.stderr and "no write is planned" in done.stderr
+    assert "Traceback" not in done.stderr
+    dead = done.stdout.split("\nsite-node-127.0.0.2:\n")[1]
+    assert "desired registries.yaml" not in dead.split("\n\n")[0]
+    # `pulumi up` (not a dry run): stops before any resource, naming the node and the way out
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as error:
+        render_stack(
+            project, "site", preview=False, node_reader=SshNodeReader(connect_timeout=2),
+            config_overrides={"sshPrivateKey": server.client_private_key},
+        )
+    assert time.monotonic() - started < 10
+    (line,) = error.value.problems
+    assert line.startswith("node 127.0.0.2: cannot read") and "gone: true" in line
+    assert node_file.exists() is False
