@@ -172,7 +172,7 @@ def test_a_release_update_does_not_touch_the_deactivation(dev: RenderResult) -> 
     assert before["installId"] == "connected-registry/connected-registry/connected-registry/connected-registry"
     rotation = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(release_update=True, password_epoch="rotated"))
     values_change = render_stack(
-        stack="dev", preview=True, fakes=CloudFakes(release_update=True),
+        stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(release_update=True),
         config_overrides={"chunkSizeInMb": 4, "chartValues": {"logLevel": "debug"}},
     )
     for result in (rotation, values_change):
