@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import gc
 import hashlib
 import json
 import logging
@@ -405,6 +406,10 @@ def render_stack(
     chosen_catalog = catalog or default_catalog(repositories if isinstance(repositories, list) else [])
     # A fresh context and event loop: the SDK keeps its settings in context variables and its
     # work in tasks; a render that failed must not leak either into the next one.
+    try:
+        previous: asyncio.AbstractEventLoop | None = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        previous = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -417,8 +422,14 @@ def render_stack(
         for task in pending:
             task.cancel()
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # Closed here, not left to the garbage collector: a loop finalized in the middle of other
+        # work (say, compiling a module) can break the interpreter's recursion bookkeeping.
         loop.close()
-        asyncio.set_event_loop(asyncio.new_event_loop())  # callers may expect a current loop
+        asyncio.set_event_loop(previous)
+        # Run the finalizers of this render's futures now (a failed render leaves some whose
+        # exception nobody retrieved): run by the collector inside ast.parse they trip CPython
+        # 3.11's "AST constructor recursion depth mismatch".
+        gc.collect()
 
 
 def _render_in_context(
