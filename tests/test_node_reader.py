@@ -62,6 +62,7 @@ def test_installed_script_takes_exactly_one_path(installed: Path, tmp_path: Path
 def rules(sudoers: str, tmp_path: Path) -> list[dict[str, Any]]:
     """The sudoers text as sudo parses it: (user, host, runas, options, command) per rule."""
     file = tmp_path / "edge-registry-read"
+    file.unlink(missing_ok=True)  # the last call left it 0440: only root could write over it
     file.write_text(sudoers)
     file.chmod(0o440)
     checked = run_sh([VISUDO, "-c", "-f", str(file)])
