@@ -285,7 +285,7 @@ class SiteConfig(_Model):
     service_cluster_ip: OptionalName = Field(
         None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service (keeps the nodes' registries.yaml stable)."
     )
-    service_name: str | None = Field(
+    service_name: OptionalName = Field(
         None, alias="serviceName",
         description="Name of the chart's Service, looked up when serviceClusterIP is not pinned "
         "(default: the connected registry name).",
@@ -317,6 +317,11 @@ class SiteConfig(_Model):
         description="Authenticate to the nodes with the SSH agent of the machine running pulumi (`SSH_AUTH_SOCK`) "
         "instead of `sshPrivateKey`: the key is never in the stack's config or state (what CI uses, see "
         "[preview credentials](docs/runbooks.md#preview-credentials)).",
+    )
+    preview_node_user: OptionalName = Field(
+        None, alias="previewNodeUser",
+        description="Node account previews read as, with the installed read script (`edge-registry-read`, see "
+        "[preview credentials](docs/runbooks.md#nodes-once-per-node)); unset: the node's `user`, like the write.",
     )
     node_restart_timeout_seconds: ConfigInt = Field(
         120, alias="nodeRestartTimeoutSeconds", ge=10, le=1800,
@@ -474,6 +479,13 @@ class SiteConfig(_Model):
     def _secret_name(cls, value: str) -> str:
         if not DNS_SUBDOMAIN_RE.match(value):
             raise ValueError("expected a Kubernetes object name (DNS subdomain)")
+        return value
+
+    @field_validator("preview_node_user")
+    @classmethod
+    def _preview_node_user(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z_][a-z0-9_.-]{0,31}$", value):
+            raise ValueError("expected a POSIX user name")
         return value
 
     @field_validator("service_name")

@@ -48,6 +48,9 @@ class NodeTarget:
     user: str
     path: str
     host_key: str | None = None
+    command: str | None = None
+    """The read command, when not node_scripts/read.sh run as ``user`` (with ``sudo -n`` unless
+    root): a preview reading as the read-only account runs its installed script instead."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,8 @@ class SshNodeReader:
             except paramiko.BadHostKeyException:
                 return NodeReadFailure(target.host, "the SSH host key does not match the pinned hostKey", False)
             except paramiko.AuthenticationException:
-                return NodeReadFailure(target.host, f"SSH login as {target.user} with sshPrivateKey was refused", False)
+                how = "the SSH agent's keys" if key is None else "sshPrivateKey"
+                return NodeReadFailure(target.host, f"SSH login as {target.user} with {how} was refused", False)
             except paramiko.SSHException as exc:
                 if "not found in known_hosts" in str(exc):
                     return NodeReadFailure(target.host, "the SSH host key does not match the pinned hostKey", False)
@@ -177,7 +181,7 @@ class SshNodeReader:
     def _run_read(self, client: paramiko.SSHClient, target: NodeTarget) -> ReadResult:
         try:
             stdin, stdout, stderr = client.exec_command(
-                read_command(target.path, target.user), timeout=self.command_timeout
+                target.command or read_command(target.path, target.user), timeout=self.command_timeout
             )
             stdin.close()
             out = stdout.read().decode("utf-8", "replace")

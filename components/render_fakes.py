@@ -32,12 +32,15 @@ class FakeNodeReader:
         self.node_state = dict(node_state or {})
         self.reads: list[list[str]] = []
         """The hosts asked for, per call (tests check nothing gone is read)."""
+        self.targets: list[NodeTarget] = []
+        """Every target asked for (user, path, command: as the real reader would connect)."""
 
     def read_nodes(
         self, targets: Sequence[NodeTarget], private_key: str | None, use_agent: bool = False
     ) -> dict[str, ReadResult]:
         """One answer per target, from the map."""
         self.reads.append([t.host for t in targets])
+        self.targets += targets
         results: dict[str, ReadResult] = {}
         for target in targets:
             state = self.node_state.get(target.host)

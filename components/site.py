@@ -6,6 +6,7 @@ offline renderer calls it under the SDK's mocks.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from components.config import (
     load_site_config,
 )
 from components.node_mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
+from components.node_reader import read_command as preview_read_command
 from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
@@ -102,11 +104,18 @@ def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResul
     """Read every node that is not gone, in parallel, before anything is declared.
 
     Under ``pulumi up`` a node that cannot be read stops the run here, so nothing of the site is
-    changed; under preview it is reported by its NodeMirror (a warning, no write planned).
+    changed; under preview it is reported by its NodeMirror (a warning, no write planned). With
+    ``previewNodeUser`` a preview reads as that account instead of the node's user.
     """
     targets = [node_target(_node_args(site, n, "", None)) for n in site.nodes if not n.gone]
     if not targets:
         return {}
+    if pulumi.runtime.is_dry_run() and site.preview_node_user:
+        # Previews read as the read-only account, whose one sudo rule runs the installed read
+        # script on this path (components/node_reader.py); `up` reads as the write does.
+        targets = [
+            dataclasses.replace(t, user=site.preview_node_user, command=preview_read_command(t.path)) for t in targets
+        ]
     key = site.ssh_private_key.get_secret_value() if site.ssh_private_key and not site.ssh_agent else None
     reads = dict(reader.read_nodes(targets, key, use_agent=site.ssh_agent))
     if not pulumi.runtime.is_dry_run():

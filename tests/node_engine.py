@@ -91,8 +91,15 @@ def evaluate(
     pulumi.runtime.set_mocks(mocks, project="edge-registry", stack="test", preview=preview, monitor=monitor)
     result = Evaluation(mocks, monitor)
     original = (pulumi.log.info, pulumi.log.warn)
-    pulumi.log.info = lambda msg, resource=None, *a, **k: result.logs.append(("info", msg))  # type: ignore[assignment]
-    pulumi.log.warn = lambda msg, resource=None, *a, **k: result.logs.append(("warn", msg))  # type: ignore[assignment]
+    def record(level: str) -> Any:
+        def log(msg: str, resource: Any = None, *args: Any, **kwargs: Any) -> None:
+            # Diagnostics must name the node's component, so the engine prints them under it.
+            assert level != "info" or isinstance(resource, nm.NodeMirror), msg
+            result.logs.append((level, msg))
+        return log
+
+    pulumi.log.info = record("info")  # type: ignore[assignment]
+    pulumi.log.warn = record("warn")  # type: ignore[assignment]
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:

@@ -87,8 +87,11 @@ def _closed_port() -> int:
 
 
 def _plan_line(node: Node) -> str:
+    """The node's plan line; it is also the diagnostic logged on the node's component."""
     assert node.last is not None
-    return node.last.summaries[0]
+    line = node.last.summaries[0]
+    assert ("info", line) in node.last.logs
+    return line
 
 
 # --------------------------------------------------------------------------- the sequences

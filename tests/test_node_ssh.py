@@ -517,3 +517,15 @@ def test_scripts_are_posix_sh() -> None:
     for script in sorted(scripts.glob("*.sh")):
         subprocess.run(["sh", "-n", str(script)], check=True)
         assert os.path.getsize(script) < 8000
+
+
+def test_the_installed_preview_read_script_speaks_the_programs_read_protocol(tmp_path: Path) -> None:
+    """The read account's script (components/node_reader.py) is read.sh: same output format."""
+    from components.node_reader import install_script
+
+    script = tmp_path / "read-registries"
+    script.write_text(install_script())
+    target = tmp_path / "registries.yaml"
+    target.write_bytes(FOREIGN)
+    done = subprocess.run(["sh", str(script), str(target)], capture_output=True, text=True, check=True)
+    assert nm.parse_read_output(done.stdout.removesuffix("\n")) == NodeRead(content=FOREIGN, recorded=False)

@@ -221,3 +221,21 @@ def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
     preview = render_stack(stack="dev", stack_dir=STACK_DIR, node_reader=reader, preview=True)
     assert any(w.startswith("node 192.0.2.11: cannot read") for w in preview.warnings)
     assert "stdin" not in preview.one(COMMAND, "192.0.2.11-apply").inputs
+
+
+def test_previews_read_as_the_preview_account_when_configured_and_up_as_the_write() -> None:
+    from components.node_reader import READ_SCRIPT
+    from components.render_fakes import FakeNodeReader
+
+    preview_reader, up_reader, default_reader = FakeNodeReader(), FakeNodeReader(), FakeNodeReader()
+    account = {"previewNodeUser": "edge-registry-read"}
+    render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, node_reader=preview_reader, config_overrides=account)
+    render_stack(stack="dev", stack_dir=STACK_DIR, preview=False, node_reader=up_reader, config_overrides=account)
+    render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, node_reader=default_reader)
+    path = "/etc/rancher/k3s/registries.yaml"
+    assert [(t.user, t.command) for t in preview_reader.targets] == [
+        ("edge-registry-read", f"sudo -n {READ_SCRIPT} {path}")
+    ] * 2
+    # `up` and a preview without the key read as the node's user, with the write's sudo -n rule
+    for reader in (up_reader, default_reader):
+        assert [(t.user, t.command) for t in reader.targets] == [("ubuntu", None)] * 2
