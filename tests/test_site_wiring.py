@@ -214,10 +214,22 @@ def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
     from components.node_read import NodeReadFailure
     from components.render_fakes import FakeNodeReader
 
-    reader = FakeNodeReader({"192.0.2.11": NodeReadFailure("192.0.2.11", "cannot connect: timed out", True)})  # type: ignore[dict-item]
+    registered_before_the_read: list[list[str]] = []
+
+    class WatchingReader(FakeNodeReader):
+        def read_nodes(self, targets, private_key, use_agent=False):  # type: ignore[no-untyped-def]
+            from pulumi.runtime.settings import SETTINGS
+
+            registered_before_the_read.append([r.type for r in SETTINGS.monitor.records])
+            return super().read_nodes(targets, private_key, use_agent)
+
+    reader = WatchingReader({"192.0.2.11": NodeReadFailure("192.0.2.11", "cannot connect: timed out", True)})  # type: ignore[dict-item]
     with pytest.raises(Exception) as error:
         render_stack(stack="dev", stack_dir=STACK_DIR, node_reader=reader)
     assert "node 192.0.2.11: cannot read /etc/rancher/k3s/registries.yaml over SSH" in str(error.value)
+    # The nodes are read before anything but the Site component itself is declared.
+    (types,) = registered_before_the_read
+    assert set(types) <= {"edge-registry:index:Site"}, types
     preview = render_stack(stack="dev", stack_dir=STACK_DIR, node_reader=reader, preview=True)
     assert any(w.startswith("node 192.0.2.11: cannot read") for w in preview.warnings)
     assert "stdin" not in preview.one(COMMAND, "192.0.2.11-apply").inputs
