@@ -169,8 +169,16 @@ class SshNodeReader:
             except paramiko.SSHException as exc:
                 if "not found in known_hosts" in str(exc):
                     return NodeReadFailure(target.host, "the SSH host key does not match the pinned hostKey", False)
-                return NodeReadFailure(target.host, f"SSH failed: {exc}", True)
-            except (OSError, EOFError) as exc:  # refused, no route, DNS, timeout
+                # A port that accepts but never speaks SSH (a hung node): paramiko's banner wait
+                # ends in "Error reading SSH protocol banner" / "No existing session".
+                return NodeReadFailure(
+                    target.host,
+                    f"no SSH answer from {target.host}:{target.port} within {self.connect_timeout:g}s ({exc})",
+                    True,
+                )
+            except paramiko.ssh_exception.NoValidConnectionsError:
+                return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: connection refused", True)
+            except (OSError, EOFError) as exc:  # no route, DNS, timeout
                 return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: {exc}", True)
             return self._run_read(client, target)
         except ValueError as exc:
