@@ -169,6 +169,20 @@ class RenderMocks:
                 expiry="2030-01-01T00:00:00Z",
                 username=inputs.get("tokenName", inputs.get("token_name", "")),
             )
+        if "commonName" in inputs or "caCertificatePem" in inputs:
+            # SiteCa / ServerCertificate: stand-in texts (issuing real keys would make every render
+            # differ); the test suite issues real ones (tests/test_tls_handshake.py).
+            kind = "ca" if "commonName" in inputs else "server"
+            state.update(
+                certificatePem=_stand_in("CERTIFICATE", kind, name),
+                keyPem=_stand_in("PRIVATE KEY", kind, name),
+                notAfter="2030-01-01T00:00:00Z",
+            )
         return f"{name}-id", state
+
+
+def _stand_in(label: str, *parts: str) -> str:
+    # Not PEM on purpose: nothing may mistake a stand-in for key material.
+    return f"render-fake-{label.lower().replace(' ', '-')}-{_digest(label, *parts)[:40]}\n"
 
 

@@ -1,0 +1,109 @@
+"""SiteTls: the https material of one site — the CA its nodes trust, the registry's certificate and key.
+
+Three ways, chosen by config (README, "HTTPS"):
+
+* **issued** (default): a per-site CA (:class:`~components.site_certificates.SiteCa`) and a server
+  certificate it signs (:class:`~components.site_certificates.ServerCertificate`), renewed before
+  expiry;
+* **own CA** (``tlsCaCertificate`` + ``tlsCaKey``): the server certificate is issued and renewed
+  with the site's CA;
+* **own certificate** (``tlsCertificate`` + ``tlsKey`` + ``tlsCaCertificate``): used as given;
+  renewing it is the operator's job (config refuses an expired one).
+
+Every PEM leaves this component as a secret Output: the keys are secrets, and the certificates are
+kept secret too so that a brought one set with ``--secret`` is never printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.site_certificates import CA_VALIDITY_DAYS, ServerCertificate, SiteCa
+
+
+def service_dns_names(service: str, namespace: str) -> list[str]:
+    """The names the registry's Service answers to inside the cluster, shortest first."""
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
+@dataclass(kw_only=True)
+class SiteTlsArgs:
+    """Arguments of :class:`SiteTls`; the site's config model has validated them."""
+
+    #: Site name, for the CA's common name.
+    site: str
+    #: The registry's pinned ClusterIP (the certificate's IP address).
+    cluster_ip: str
+    #: The Service's in-cluster DNS names.
+    dns_names: list[str]
+    #: Lifetime of an issued server certificate, days.
+    validity_days: int
+    #: Renew an issued certificate (and the CA) this many days before it expires.
+    renew_before_days: int
+    #: A CA the site brings (PEM, secret); with ``ca_key`` the program issues with it.
+    ca_certificate: pulumi.Input[str] | None = None
+    #: The brought CA's key (PEM, secret).
+    ca_key: pulumi.Input[str] | None = None
+    #: A server certificate the site brings (PEM, secret), with ``key``.
+    certificate: pulumi.Input[str] | None = None
+    #: Its key (PEM, secret).
+    key: pulumi.Input[str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("SiteTlsArgs: set both certificate and key, or neither")
+        if self.certificate is not None and self.ca_certificate is None:
+            raise ValueError("SiteTlsArgs: a brought certificate needs the CA certificate the nodes trust")
+        if self.ca_key is not None and self.ca_certificate is None:
+            raise ValueError("SiteTlsArgs: a CA key needs its CA certificate")
+
+
+class SiteTls(pulumi.ComponentResource):
+    """The CA the nodes trust and the certificate and key the registry serves."""
+
+    ca_certificate_pem: pulumi.Output[str]
+    """The CA certificate the nodes install (secret Output)."""
+    certificate_pem: pulumi.Output[str]
+    """The server certificate (secret Output)."""
+    key_pem: pulumi.Output[str]
+    """The server certificate's key (secret)."""
+    not_after: pulumi.Output[str] | None
+    """When the issued server certificate expires; None for a brought one."""
+
+    def __init__(self, name: str, args: SiteTlsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("edge-registry:index:SiteTls", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.certificate is not None and args.key is not None and args.ca_certificate is not None:
+            self.ca_certificate_pem = pulumi.Output.secret(args.ca_certificate)
+            self.certificate_pem = pulumi.Output.secret(args.certificate)
+            self.key_pem = pulumi.Output.secret(args.key)
+            self.not_after = None
+        else:
+            if args.ca_certificate is not None and args.ca_key is not None:
+                ca_certificate, ca_key = pulumi.Output.from_input(args.ca_certificate), args.ca_key
+            else:
+                ca = SiteCa(
+                    f"{name}-ca",
+                    common_name=f"edge-registry {args.site} CA",
+                    validity_days=CA_VALIDITY_DAYS,
+                    renew_before_days=args.renew_before_days,
+                    opts=child,
+                )
+                ca_certificate, ca_key = ca.certificate_pem, ca.key_pem
+            server = ServerCertificate(
+                f"{name}-server",
+                ca_certificate_pem=ca_certificate,
+                ca_key_pem=pulumi.Output.secret(ca_key),
+                ip_addresses=[args.cluster_ip],
+                dns_names=list(args.dns_names),
+                validity_days=args.validity_days,
+                renew_before_days=args.renew_before_days,
+                opts=child,
+            )
+            self.ca_certificate_pem = pulumi.Output.secret(ca_certificate)
+            self.certificate_pem = pulumi.Output.secret(server.certificate_pem)
+            self.key_pem = pulumi.Output.secret(server.key_pem)
+            self.not_after = server.not_after
+        self.register_outputs({"not_after": self.not_after})
