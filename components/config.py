@@ -16,7 +16,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Mapping
 
@@ -34,19 +34,28 @@ from pydantic import (
     model_validator,
 )
 
+from components import tls
+
 PROJECT = "edge-registry"
 
 #: Config keys whose values are secrets: never printed, always wrapped in ``Output.secret``.
-SECRET_KEYS = frozenset({"kubeconfig", "sshPrivateKey"})
+SECRET_KEYS = frozenset({"kubeconfig", "sshPrivateKey", "tlsCaCertificate", "tlsCaKey", "tlsCertificate", "tlsKey"})
 #: Keys that may be set with ``--secret``: the secret ones and ``chartValues``, whose secret
 #: leaves (``--secret --path chartValues.x``) stay secrets in the Helm values. Every other key
 #: ends up in resource names, ids, commands or plain outputs, so a secret there is refused.
 SECRET_CAPABLE_KEYS = SECRET_KEYS | {"chartValues"}
 
+#: Keys that no longer exist, with what replaced them (a clearer message than "unknown setting").
+RETIRED_KEYS = {
+    "mirrorCaFile": "no longer used: the program installs the site CA next to registries.yaml on every node "
+    "(docs/nodes.md); to keep a CA of your own, set it as tlsCaCertificate (and tlsCaKey, or tlsCertificate "
+    "and tlsKey) and remove mirrorCaFile",
+}
+
 #: The values the program sets on the Helm chart itself; ``chartValues`` may not override them.
 MANAGED_CHART_VALUES = frozenset(
     {"connectionString", "httpEnabled", "sync.chunkSizeInMb", "pvc.storageClassName",
-     "pvc.storageRequest", "service.clusterIP"}
+     "pvc.storageRequest", "service.clusterIP", "tls.crt", "tls.key"}
 )
 
 #: ACR limits (docs/azure.md, "Limits").
@@ -272,10 +281,10 @@ class SiteConfig(_Model):
         600, alias="helmTimeoutSeconds", ge=30, le=7200, description="Helm wait timeout."
     )
     # The default of httpEnabled is this one value; the opt-in rule (docs/config-rules.md,
-    # "Opt-ins") holds whatever it is, so making https the default is a change of this line.
+    # "Opt-ins") holds whatever it is: https is the default, http the opt-in.
     http_enabled: ConfigBool = Field(
-        True, alias="httpEnabled",
-        description="Serve plain http on port 80 (false: https on 443). http is an opt-in: see docs/config-rules.md.",
+        False, alias="httpEnabled",
+        description="Serve plain http on port 80 instead of https on 443. http is an opt-in: see docs/config-rules.md.",
     )
     chunk_size_in_mb: ConfigInt = Field(
         1, alias="chunkSizeInMb", ge=1, le=1024, description="Sync chunk size; low on slow links."
@@ -283,7 +292,7 @@ class SiteConfig(_Model):
     storage_class_name: str = Field("local-path", alias="storageClassName", description="StorageClass of the registry's PVC (k3s: local-path).")
     storage_request: str = Field("20Gi", alias="storageRequest", description="Size of the registry's PVC.")
     service_cluster_ip: OptionalName = Field(
-        None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service (keeps the nodes' registries.yaml stable)."
+        None, alias="serviceClusterIP", description="Pinned ClusterIP of the registry service (keeps the nodes' registries.yaml stable). Required for https: the certificate names it."
     )
     service_name: OptionalName = Field(
         None, alias="serviceName",
@@ -293,6 +302,27 @@ class SiteConfig(_Model):
     chart_values: dict[str, Any] = Field(
         default_factory=dict, alias="chartValues", description="Extra chart values (passthrough)."
     )
+
+    # --- https ---
+    certificate_validity_days: int = Field(
+        365, alias="certificateValidityDays", ge=1, le=3650,
+        description="Lifetime of the registry's issued server certificate.",
+    )
+    certificate_renew_before_days: int = Field(
+        30, alias="certificateRenewBeforeDays", ge=0,
+        description="Renew the issued server certificate (and the site CA) this many days before it expires.",
+    )
+    tls_ca_certificate: SecretStr | None = Field(
+        None, alias="tlsCaCertificate", description="Bring your own CA: its certificate, PEM (secret)."
+    )
+    tls_ca_key: SecretStr | None = Field(
+        None, alias="tlsCaKey", description="The brought CA's key, PEM (secret): the program issues with it."
+    )
+    tls_certificate: SecretStr | None = Field(
+        None, alias="tlsCertificate",
+        description="Bring your own server certificate, PEM (secret); needs tlsKey and tlsCaCertificate.",
+    )
+    tls_key: SecretStr | None = Field(None, alias="tlsKey", description="Its key, PEM (secret).")
 
     # --- pull secrets ---
     pull_secret_name: str = Field(
@@ -327,8 +357,9 @@ class SiteConfig(_Model):
         120, alias="nodeRestartTimeoutSeconds", ge=10, le=1800,
         description="How long to wait for k3s to be active after a restart.",
     )
-    mirror_ca_file: OptionalName = Field(
-        None, alias="mirrorCaFile", description="CA file on the nodes for an https endpoint."
+    mirror_login_server: ConfigBool = Field(
+        True, alias="mirrorLoginServer",
+        description="Nodes also mirror the parent's login server (`<registry>.azurecr.io`) to the site registry.",
     )
     mirror_insecure_skip_verify: ConfigBool = Field(
         False, alias="mirrorInsecureSkipVerify", description="Skip TLS verification of the mirror."
@@ -551,11 +582,26 @@ class SiteConfig(_Model):
             raise ValueError("is passphrase-protected; pulumi-command needs an unencrypted key (value not shown)")
         return value
 
-    @field_validator("mirror_ca_file")
+    @field_validator("tls_ca_certificate", "tls_certificate")
     @classmethod
-    def _ca_file(cls, value: str | None) -> str | None:
-        if value is not None and not ABS_PATH_RE.match(value):
-            raise ValueError("expected an absolute path on the nodes")
+    def _pem_certificate(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or is_placeholder(value.get_secret_value()):
+            return value
+        try:
+            tls.load_certificate(value.get_secret_value())
+        except tls.TlsMaterialError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("tls_ca_key", "tls_key")
+    @classmethod
+    def _pem_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or is_placeholder(value.get_secret_value()):
+            return value
+        try:
+            tls.load_private_key(value.get_secret_value())
+        except tls.TlsMaterialError as error:
+            raise ValueError(str(error)) from None
         return value
 
     # --- cross-field checks ---
@@ -676,16 +722,76 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tupl
         )
     if agent and values.get("ssh_private_key") is not None:
         problems.append(("sshAgent", "set either sshAgent or sshPrivateKey, not both", ("sshAgent", "sshPrivateKey")))
-    http = values.get("http_enabled", True)
-    if (values.get("mirror_ca_file") or _truthy(values.get("mirror_insecure_skip_verify"))) and (
-        http is True or _truthy(http)
-    ):
+    renew = _int_or_none(values.get("certificate_renew_before_days"))
+    validity = _int_or_none(values.get("certificate_validity_days"))
+    if renew is not None and validity is not None and renew >= validity:
         problems.append((
-            "mirrorCaFile" if values.get("mirror_ca_file") else "mirrorInsecureSkipVerify",
-            "only applies to an https endpoint (httpEnabled: false)",
-            ("mirrorCaFile", "mirrorInsecureSkipVerify", "httpEnabled"),
+            "certificateRenewBeforeDays", f"{renew} must be less than certificateValidityDays ({validity})",
+            ("certificateRenewBeforeDays", "certificateValidityDays"),
         ))
+    problems += _https_problems(values)
     return problems
+
+
+def _secret_text(value: Any) -> str | None:
+    """The text of a secret config value (raw or validated); None when unset or a render placeholder."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text if isinstance(text, str) and text and not is_placeholder(text) else None
+
+
+#: The keys of brought TLS material: field name -> config key.
+TLS_MATERIAL_KEYS = {"tls_ca_certificate": "tlsCaCertificate", "tls_ca_key": "tlsCaKey",
+                     "tls_certificate": "tlsCertificate", "tls_key": "tlsKey"}
+
+
+def _https_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """https is the default: it needs the pinned ClusterIP; brought TLS material must fit together."""
+    given = {alias for name, alias in TLS_MATERIAL_KEYS.items() if values.get(name) not in (None, "")}
+    material = tuple(TLS_MATERIAL_KEYS.values())
+    if _truthy(values.get("http_enabled")):
+        problems = [(key, "only applies to https (httpEnabled: false)", (key, "httpEnabled")) for key in sorted(given)]
+        if _truthy(values.get("mirror_insecure_skip_verify")):
+            problems.append(("mirrorInsecureSkipVerify", "only applies to an https endpoint (httpEnabled: false)",
+                             ("mirrorInsecureSkipVerify", "httpEnabled")))
+        return problems
+    problems: list[tuple[str, str, tuple[str, ...]]] = []
+    if values.get("service_cluster_ip") is None:
+        problems.append((
+            "serviceClusterIP",
+            "required for https (the default): the registry's certificate names its ClusterIP. Pick a free "
+            "IP in the cluster's service CIDR (e.g. 10.43.200.200), or opt in to plain http with "
+            "httpEnabled: true in Pulumi.<site>.yaml",
+            ("serviceClusterIP", "httpEnabled"),
+        ))
+    if ("tlsCertificate" in given) != ("tlsKey" in given):
+        missing = "tlsKey" if "tlsCertificate" in given else "tlsCertificate"
+        problems.append((missing, "required with " + ({"tlsCertificate", "tlsKey"} - {missing}).pop(), material))
+    if given & {"tlsCertificate", "tlsKey"} and "tlsCaCertificate" not in given:
+        problems.append(
+            ("tlsCaCertificate", "required with tlsCertificate: the nodes trust the CA that issued it", material)
+        )
+    if "tlsCaKey" in given and "tlsCaCertificate" not in given:
+        problems.append(("tlsCaCertificate", "required with tlsCaKey", material))
+    if "tlsCaKey" in given and "tlsCertificate" in given:
+        problems.append(
+            ("tlsCaKey", "set either tlsCaKey (the program issues) or tlsCertificate and tlsKey, not both", material)
+        )
+    if problems:
+        return problems
+    # The material itself: checked only when every piece is real (the render has placeholders).
+    at = datetime.now(UTC)
+    ca, ca_key = _secret_text(values.get("tls_ca_certificate")), _secret_text(values.get("tls_ca_key"))
+    certificate, key = _secret_text(values.get("tls_certificate")), _secret_text(values.get("tls_key"))
+    names = {"ca": "tlsCaCertificate", "ca_key": "tlsCaKey", "certificate": "tlsCertificate", "key": "tlsKey"}
+    found: list[tuple[str, str]] = []
+    if ca is not None and ("tlsCaKey" not in given or ca_key is not None):
+        found += tls.ca_problems(ca, ca_key, at)
+    if ca is not None and certificate is not None and key is not None:
+        ip = values.get("service_cluster_ip")
+        found += tls.server_certificate_problems(certificate, key, ca, str(ip) if ip else None, at)
+    return [(names[which], message, (names[which], "serviceClusterIP")) for which, message in found]
+
+
 _PLACEHOLDER_PREFIX = "[secure:"
 
 
@@ -764,6 +870,9 @@ def parse_site_config(raw: Mapping[str, Any], secret_keys: frozenset[str] = froz
 
     Values of ``secret_keys`` (and :data:`SECRET_KEYS`) are never echoed in a message.
     """
+    retired = [f"{_key(key)}: {message}" for key, message in RETIRED_KEYS.items() if raw.get(key) not in (None, "")]
+    if retired:
+        raise ConfigError(retired)
     try:
         return SiteConfig.model_validate(dict(raw))
     except ValidationError as error:

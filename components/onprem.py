@@ -6,6 +6,7 @@ Replaces the manual procedure's `kubectl create namespace … | kubectl apply`, 
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,10 @@ class OnPremInstallArgs:
     #: Name of the chart's Service (looked up without a pinned ClusterIP); the site passes
     #: serviceName, default the connected registry's name. None: the release name.
     service_name: str | None = None
+    #: https: the server certificate, PEM (the chart's `tls.crt`, base64). Required for https.
+    tls_certificate: pulumi.Input[str] | None = None
+    #: https: its private key, PEM (the chart's `tls.key`, base64; secret). Required for https.
+    tls_key: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
         if (self.kubeconfig is None) == (self.kubeconfig_path is None):
@@ -98,6 +103,13 @@ class OnPremInstallArgs:
             self.service_cluster_ip = str(ipaddress.ip_address(self.service_cluster_ip))
         if self.timeout_seconds <= 0:
             raise ValueError("OnPremInstallArgs: timeout_seconds must be positive")
+        if not self.http_enabled and (self.tls_certificate is None or self.tls_key is None):
+            raise ValueError("OnPremInstallArgs: https needs tls_certificate and tls_key")
+
+    @property
+    def service(self) -> str:
+        """The chart's Service name: `service_name`, else the release name."""
+        return self.service_name or self.release_name
 
     @property
     def scheme(self) -> str:
@@ -119,7 +131,17 @@ class OnPremInstallArgs:
         }
         if self.service_cluster_ip is not None:
             managed["service"] = {"clusterIP": self.service_cluster_ip}
+        if not self.http_enabled and self.tls_certificate is not None and self.tls_key is not None:
+            # The chart's https install (0.1.0-0.3.0 docs): base64 of the PEM texts. Both secret:
+            # the key is, and a certificate the site brought was set with --secret.
+            managed["tls"] = {"crt": _base64_secret(self.tls_certificate), "key": _base64_secret(self.tls_key)}
         return merge_values(self.extra_values, managed)
+
+
+def _base64_secret(pem: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.secret(pulumi.Output.from_input(pem).apply(
+        lambda text: base64.b64encode(text.encode("utf-8")).decode("ascii")
+    ))
 
 
 class OnPremInstall(pulumi.ComponentResource):

@@ -24,22 +24,29 @@ DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 DEFAULT_SERVICE_ACCOUNT = "default"
 
 
-def dockerconfigjson(endpoint: str, username: str, password: str) -> str:
-    """The `.dockerconfigjson` document for one registry, as `kubectl create secret docker-registry` writes it.
+def dockerconfigjson(endpoint: str, username: str, password: str, login_server: str | None = None) -> str:
+    """The `.dockerconfigjson` document for the site registry, as `kubectl create secret docker-registry` writes it.
 
     `endpoint` is `host:port` with no scheme: containerd and the kubelet match the `auths` key
-    against the registry part of the image reference (`10.43.0.10:80/app:1`), port included, so a
-    scheme or path in the key would never match. `auth` is base64("user:password"), which
-    registries split at the first colon — hence no colon in the user name.
+    against the registry part of the image reference (`10.43.0.10:443/app:1`), port included, so a
+    scheme or path in the key would never match. `login_server` (`<registry>.azurecr.io`) adds the
+    same credentials under the parent's name, for images referenced by it: the nodes mirror that
+    name to the site registry, and the client token is valid in the cloud too when containerd
+    falls back to it (docs/nodes.md, "One image name everywhere"). `auth` is
+    base64("user:password"), which registries split at the first colon — hence no colon in the
+    user name.
     """
-    if not endpoint or "://" in endpoint or "/" in endpoint or any(c.isspace() for c in endpoint):
-        raise ValueError(f"registry endpoint must be host:port without scheme or path, got {endpoint!r}")
+    registries = [endpoint] if login_server is None else [endpoint, login_server]
+    for registry in registries:
+        if not registry or "://" in registry or "/" in registry or any(c.isspace() for c in registry):
+            raise ValueError(f"registry must be host:port (or a DNS name) without scheme or path, got {registry!r}")
     if not username or ":" in username:
         raise ValueError("registry user name must be non-empty and contain no ':'")
     if not password:
         raise ValueError("registry password must be non-empty")
     auth = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    document = {"auths": {endpoint: {"username": username, "password": password, "auth": auth}}}
+    entry = {"username": username, "password": password, "auth": auth}
+    document = {"auths": {registry: dict(entry) for registry in registries}}
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -71,6 +78,8 @@ class PullSecretsArgs:
     secret_name: str
     #: The registry endpoint, `host:port` (the on-prem install's `endpoint`).
     endpoint: pulumi.Input[str]
+    #: The parent registry's login server (`<registry>.azurecr.io`): the other image-name form.
+    login_server: pulumi.Input[str] | None = None
     #: Client token name.
     username: pulumi.Input[str]
     #: Client token password (secret).
@@ -98,8 +107,8 @@ class PullSecrets(pulumi.ComponentResource):
         # Secret end to end: the document holds the password, and Output.secret keeps it out of
         # state and logs in plain text whatever the caller passed in.
         document: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(args.endpoint, args.username, args.password).apply(
-                lambda parts: dockerconfigjson(parts[0], parts[1], parts[2])
+            pulumi.Output.all(args.endpoint, args.username, args.password, args.login_server).apply(
+                lambda parts: dockerconfigjson(parts[0], parts[1], parts[2], parts[3])
             )
         )
         encoded = document.apply(lambda text: base64.b64encode(text.encode()).decode("ascii"))

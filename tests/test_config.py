@@ -33,6 +33,7 @@ def valid() -> dict[str, Any]:
         "nodes": json.dumps([{"host": "192.0.2.10", "role": "server"}, {"host": "node-b.local", "role": "agent"}]),
         "sshPrivateKey": SSH_KEY,
         "pullSecretNamespaces": json.dumps(["apps"]),
+        "serviceClusterIP": "10.43.200.200",
     }
 
 
@@ -59,15 +60,17 @@ def test_valid_config_loads_with_defaults() -> None:
     assert site.mode == "ReadOnly"
     assert site.sync_schedule == "30 * * * *"
     assert site.sync_window == "PT1H"
-    assert site.http_enabled is True and site.port == 80 and site.scheme == "http"
+    assert site.http_enabled is False and site.port == 443 and site.scheme == "https"
+    assert site.mirror_login_server is True
+    assert (site.certificate_validity_days, site.certificate_renew_before_days) == (365, 30)
     assert site.nodes[0].service_unit == "k3s"
     assert site.nodes[1].service_unit == "k3s-agent"
     assert site.effective_client_repositories == ("hello-world", "fleet/*")
 
 
 def test_pulumi_string_values_are_coerced() -> None:
-    site = load_site_config(with_(httpEnabled="false", chunkSizeInMb="4", auditLog="true"))
-    assert site.http_enabled is False and site.port == 443
+    site = load_site_config(with_(httpEnabled="true", chunkSizeInMb="4", auditLog="true"))
+    assert site.http_enabled is True and site.port == 80
     assert site.chunk_size_in_mb == 4
     assert site.audit_log is True
 
@@ -79,7 +82,7 @@ def test_empty_secret_defaults_mean_unset() -> None:
     assert any(p.startswith("edge-registry:sshPrivateKey: required") for p in problems)
 
 
-@pytest.mark.parametrize("key", ["kubeContext", "kubeconfigPath", "serviceClusterIP", "mirrorCaFile"])
+@pytest.mark.parametrize("key", ["kubeContext", "kubeconfigPath", "serviceClusterIP"])
 def test_an_empty_optional_name_is_refused_not_ignored(key: str) -> None:
     changes: dict[str, Any] = {key: ""}
     if key == "kubeconfigPath":
@@ -216,6 +219,11 @@ def test_connected_registry_names_are_lower_case() -> None:
     assert problem.startswith("edge-registry:connectedRegistryName: 'Ship01' is invalid: must be lower case ('ship01')")
 
 
+def test_empty_tls_secrets_mean_unset() -> None:
+    site = load_site_config(with_(tlsCaCertificate="", tlsCaKey="", tlsCertificate="", tlsKey=""))
+    assert site.tls_ca_certificate is None and site.tls_key is None
+
+
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("cr name with hyphen", {"connectedRegistryName": "ship-01"}, "connectedRegistryName"),
     ("cr name starts with digit", {"connectedRegistryName": "1ship"}, "connectedRegistryName"),
@@ -284,7 +292,14 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("ssh key missing", {"sshPrivateKey": None}, "sshPrivateKey"),
     ("ssh key not a key", {"sshPrivateKey": "hunter2"}, "sshPrivateKey"),
     ("node restart timeout", {"nodeRestartTimeoutSeconds": "1"}, "nodeRestartTimeoutSeconds"),
-    ("ca file on http", {"mirrorCaFile": "/etc/ssl/ca.pem"}, "mirrorCaFile"),
+    ("retired mirror ca file", {"mirrorCaFile": "/etc/ssl/ca.pem"}, "mirrorCaFile"),
+    ("https without cluster ip", {"serviceClusterIP": None}, "serviceClusterIP"),
+    ("skip verify on http", {"httpEnabled": "true", "mirrorInsecureSkipVerify": "true"}, "mirrorInsecureSkipVerify"),
+    ("certificate renewal not before expiry", {"certificateValidityDays": "30"}, "certificateRenewBeforeDays"),
+    ("certificate validity zero", {"certificateValidityDays": "0"}, "certificateValidityDays"),
+    ("ca certificate not pem", {"tlsCaCertificate": "not a certificate"}, "tlsCaCertificate"),
+    ("ca key not pem", {"tlsCaKey": "hunter2"}, "tlsCaKey"),
+    ("login server mirror not a bool", {"mirrorLoginServer": "maybe"}, "mirrorLoginServer"),
     ("unknown key", {"repositorys": json.dumps(["a"])}, "repositorys"),
 ]
 

@@ -242,10 +242,36 @@ def test_pinned_cluster_ip_is_the_endpoint_without_any_lookup() -> None:
     assert run.monitor.of_type(SERVICE, "read") == []
 
 
+HTTPS = replace(
+    BASE, service_cluster_ip="10.43.0.10", http_enabled=False,
+    tls_certificate="-----BEGIN CERTIFICATE-----\nserver-cert\n-----END CERTIFICATE-----\n",
+    tls_key="-----BEGIN PRIVATE KEY-----\nserver-key-1234\n-----END PRIVATE KEY-----\n",
+)
+
+
 def test_https_endpoint_is_on_port_443() -> None:
-    args = replace(BASE, service_cluster_ip="10.43.0.10", http_enabled=False)
-    assert install(args).outputs["endpoint"].value == "10.43.0.10:443"
-    assert args.scheme == "https" and BASE.scheme == "http"
+    assert install(HTTPS).outputs["endpoint"].value == "10.43.0.10:443"
+    assert HTTPS.scheme == "https" and BASE.scheme == "http"
+
+
+def test_https_needs_a_certificate_and_key() -> None:
+    with pytest.raises(ValueError, match="tls_certificate and tls_key"):
+        replace(BASE, http_enabled=False)
+
+
+def test_https_values_carry_tls_crt_and_key_base64_and_secret() -> None:
+    run = install(HTTPS)
+    release = run.monitor.one(RELEASE)
+    values = release.plain["values"]
+    assert values["httpEnabled"] is False
+    assert base64.b64decode(values["tls"]["crt"]).decode() == HTTPS.tls_certificate
+    assert base64.b64decode(values["tls"]["key"]).decode() == HTTPS.tls_key
+    assert secret_at(release.inputs, "values", "tls", "crt") and secret_at(release.inputs, "values", "tls", "key")
+    assert leaks(run, "server-key-1234") == []
+
+
+def test_http_values_carry_no_tls() -> None:
+    assert "tls" not in install(replace(BASE, service_cluster_ip="10.43.0.10")).monitor.one(RELEASE).plain["values"]
 
 
 def test_pinned_ipv6_endpoint_is_bracketed() -> None:

@@ -80,3 +80,15 @@ def test_service_account_refs_keep_existing_and_append_ours_once() -> None:
     ]
     assert merged_pull_secret_refs([{"name": "vendor-pull"}], "ours") == [{"name": "vendor-pull"}, {"name": "ours"}]
     assert merged_pull_secret_refs(None, "ours") == [{"name": "ours"}]
+
+
+def test_login_server_gets_the_same_credentials_as_the_endpoint() -> None:
+    # Both image-name forms: `10.43.200.200:443/fleet/app` and `contosoedge.azurecr.io/fleet/app`.
+    document = json.loads(dockerconfigjson("10.43.200.200:443", "tok", "pw", "contosoedge.azurecr.io"))
+    assert list(document["auths"]) == ["10.43.200.200:443", "contosoedge.azurecr.io"]
+    assert document["auths"]["10.43.200.200:443"] == document["auths"]["contosoedge.azurecr.io"]
+
+
+def test_login_server_with_a_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="without scheme"):
+        dockerconfigjson("10.43.200.200:443", "tok", "pw", "https://contosoedge.azurecr.io")

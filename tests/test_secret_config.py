@@ -58,7 +58,10 @@ def test_nested_secret_never_shows_in_the_render(project: Path) -> None:
     assert values["resources"] == {"limits": {"cpu": "500m"}}
     # Exactly the leaves that are secrets, as the engine sees them: the connection string and the
     # leaf set with --secret; the rest of the chart values stay reviewable.
-    assert sorted(release.secret_paths) == ["values.auth.password", "values.connectionString"]
+    # The https certificate and key (tls.crt, tls.key) are secrets too.
+    assert sorted(release.secret_paths) == [
+        "values.auth.password", "values.connectionString", "values.tls.crt", "values.tls.key"
+    ]
     shown = release.as_json(show_secrets=False)["inputs"]["values"]
     assert shown["auth"] == {"password": "[secret]", "user": "reader"}
     masked = json.dumps([r.as_json(show_secrets=False) for r in result.resources])
@@ -133,8 +136,8 @@ def test_a_bad_secret_value_is_never_echoed() -> None:
 def test_a_secret_the_program_cannot_keep_is_refused_by_name() -> None:
     found = problems(valid(), {"syncSchedule", "chartValues", "kubeconfig"})
     assert found == [
-        "edge-registry:syncSchedule: is set as a secret, but only chartValues, kubeconfig, sshPrivateKey stay "
-        "secret (this value goes into resource names, commands or plain outputs): set it without --secret"
+        "edge-registry:syncSchedule: is set as a secret, but only chartValues, kubeconfig, sshPrivateKey, "
+        "tlsCaCertificate, tlsCaKey, tlsCertificate, tlsKey stay secret (this value goes into resource names, commands or plain outputs): set it without --secret"
     ]
 
 
