@@ -16,9 +16,10 @@ or of ``environment`` (default sshd rejects SetEnv): everything goes on stdin.
 
 from __future__ import annotations
 
+import posixpath
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import pulumi
 from pulumi_command import remote
@@ -45,7 +46,9 @@ __all__ = [
     "NodeMirror",
     "NodeMirrorArgs",
     "NodeMirrorError",
+    "CA_FILE_NAME",
     "apply_command",
+    "ca_file_path",
     "destroy_command",
     "node_stdin",
     "read_command",
@@ -88,8 +91,15 @@ class NodeMirrorArgs:
     """The connected registry as ``host:port`` (mirror key and endpoint)."""
     scheme: Literal["http", "https"] = "http"
     """``https`` when the on-prem install uses TLS."""
-    ca_file: str | None = None
-    """CA file path on the node, for an https endpoint."""
+    ca_certificate: pulumi.Input[str] | None = None
+    """https: the site CA (PEM), installed beside registries.yaml (:func:`ca_file_path`, root,
+    0644) and named in ``configs[endpoint].tls.ca_file``."""
+    login_server: str | None = None
+    """The parent's login server (``<registry>.azurecr.io``), mirrored to the endpoint too."""
+    username: pulumi.Input[str] | None = None
+    """Client token name: ``configs[endpoint].auth`` (the file is root-only, 0600)."""
+    password: pulumi.Input[str] | None = None
+    """Client token password (secret): ``configs[endpoint].auth``; travels on stdin only."""
     insecure_skip_verify: bool = False
     """Skip TLS verification of the endpoint."""
     ssh_private_key: pulumi.Input[str] | None = None
@@ -149,11 +159,35 @@ def node_target(args: NodeMirrorArgs) -> NodeTarget:
     return NodeTarget(host=args.host, port=args.port, user=args.user, path=args.path, host_key=args.host_key)
 
 
-def node_plan(args: NodeMirrorArgs, read: NodeRead, endpoint: str) -> ApplyPlan:
-    """The apply plan for ``args`` given what was read; NodeMirrorError names host and path."""
+#: The site CA's file name on a node, beside registries.yaml.
+CA_FILE_NAME = "edge-registry-ca.crt"
+
+
+def ca_file_path(path: str) -> str:
+    """Where the site CA goes on a node whose registries.yaml is ``path``: the same directory."""
+    return posixpath.join(posixpath.dirname(path), CA_FILE_NAME)
+
+
+def node_plan(
+    args: NodeMirrorArgs,
+    read: NodeRead,
+    endpoint: str,
+    ca_certificate: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> ApplyPlan:
+    """The apply plan for ``args`` given what was read, the site CA (https) and the client
+    token's credentials (``args``' inputs, resolved); NodeMirrorError names host and path."""
     try:
-        ours = ry.mirror_entries(endpoint, args.scheme, args.ca_file, args.insecure_skip_verify)
-        return plan_apply(read, ours)
+        ca_file = ca_file_path(args.path) if ca_certificate else None
+        ours = ry.mirror_entries(
+            endpoint, args.scheme, ca_file, args.insecure_skip_verify,
+            login_server=args.login_server, username=username, password=password,
+        )
+        return replace(
+            plan_apply(read, ours),
+            ca=ca_certificate.encode("utf-8") if ca_certificate else None, ca_file=ca_file,
+        )
     except ry.RegistriesYamlError as exc:
         raise NodeMirrorError(
             f"node {args.host}: {args.path}: {exc}. Nothing was sent to the node: fix or remove that "
@@ -163,9 +197,16 @@ def node_plan(args: NodeMirrorArgs, read: NodeRead, endpoint: str) -> ApplyPlan:
         raise NodeMirrorError(f"node {args.host}: {args.path}: {exc}") from exc
 
 
-def node_stdin(args: NodeMirrorArgs, read: NodeRead, endpoint: str) -> str:
+def node_stdin(
+    args: NodeMirrorArgs,
+    read: NodeRead,
+    endpoint: str,
+    ca_certificate: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> str:
     """The apply command's stdin for ``args`` given what was read on the node."""
-    return apply_stdin(node_plan(args, read, endpoint))
+    return apply_stdin(node_plan(args, read, endpoint, ca_certificate, username, password))
 
 
 def unreadable_message(failure: NodeReadFailure, path: str, preview: bool) -> str:
@@ -244,11 +285,13 @@ class NodeMirror(pulumi.ComponentResource):
                 f"node {args.host}: no pinned host key (hostKey): the SSH host key is not checked", resource=self
             )
 
-        def payload(endpoint: str) -> tuple[str, str]:
-            plan = node_plan(args, read, endpoint)
+        def payload(values: list[Any]) -> tuple[str, str]:
+            plan = node_plan(args, read, *values)
             return apply_stdin(plan), describe_plan(read, plan, args.host, args.path, args.unit)
 
-        planned: pulumi.Output[tuple[str, str]] = pulumi.Output.from_input(args.endpoint).apply(payload)
+        planned: pulumi.Output[tuple[str, str]] = pulumi.Output.all(
+            args.endpoint, args.ca_certificate, args.username, args.password
+        ).apply(payload)
         stdin: pulumi.Output[str] = pulumi.Output.secret(planned.apply(lambda p: p[0]))
         self.summary = planned.apply(lambda p: p[1])
         self.summary.apply(lambda text: pulumi.log.info(text, resource=self))

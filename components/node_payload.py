@@ -5,8 +5,8 @@ header lines, then ``begin NAME`` / base64 lines / ``end NAME`` sections (coreut
 ``base64`` wrapping). The program side of the protocol lives here, the node side in
 ``node_scripts/`` (see docs/nodes.md); the real-sshd tests check that the two agree.
 
-To add a field (for example a CA file section for https): add a header line or a section on
-both sides; :func:`parse_read_output` and :func:`decode_apply_stdin` ignore what they do not
+To add a field (as the https CA was: a ``ca`` line both ways, a ``ca`` section in the payload):
+add a header line or a section on both sides; :func:`parse_read_output` and :func:`decode_apply_stdin` ignore what they do not
 know, ``apply.sh`` fails on an unknown line (so an old script never half-understands a payload).
 """
 
@@ -114,6 +114,9 @@ class NodeRead:
     """``expected`` of the payload that last converged the node (None: not recorded)."""
     applied_pending: bool = False
     """``pending`` of the payload that last converged the node."""
+    ca: str | None = None
+    """sha256 of the CA file edge-registry installed beside the file (``absent``: gone since),
+    ``none``: it installed none; None: not reported (a read script older than the CA line)."""
 
 
 def render_read_output(
@@ -126,6 +129,7 @@ def render_read_output(
     restart_pending: bool = False,
     applied_expected: str | None = None,
     applied_pending: bool = False,
+    ca: str | None = "none",
 ) -> str:
     """The stdout ``read.sh`` prints (last newline trimmed).
 
@@ -140,6 +144,8 @@ def render_read_output(
         lines.append("applied none")
     else:
         lines.append(f"applied {applied_expected} {'yes' if applied_pending else 'no'}")
+    if ca is not None:
+        lines.append(f"ca {ca}")
     sections = [("content", content), ("original", original if recorded else None),
                 ("owned", None if owned is None else _owned_text(owned))]
     for name, data in sections:
@@ -176,6 +182,7 @@ def parse_read_output(stdout: str) -> NodeRead:
         content=content, recorded=recorded, original=original, written=written,
         owned=_owned_keys(sections.get("owned", b"")), restart_pending=fields["restart-pending"] == "yes",
         applied_expected=applied_expected or None, applied_pending=applied_pending == "yes",
+        ca=fields.get("ca"),
     )
 
 
@@ -197,6 +204,11 @@ class ApplyPlan:
     """Keys this program owns after the write."""
     restart_pending: bool = False
     """Carried from the read so the payload differs and the apply runs to finish a restart."""
+    ca: bytes | None = None
+    """https: the site CA to install beside the file (None: none, and one edge-registry installed
+    earlier is removed)."""
+    ca_file: str | None = None
+    """Where the CA goes on the node (beside the file)."""
     document: dict[str, Any] = field(default_factory=dict, compare=False)
     """The merged, validated document."""
 
@@ -214,8 +226,11 @@ def apply_stdin(plan: ApplyPlan) -> str:
         f"desired {plan.desired}",
         f"restore {file_sha(plan.restore)}",
         f"pending {'yes' if plan.restart_pending else 'no'}",
-        "begin content", *_b64_lines(plan.content), "end content",
+        f"ca {file_sha(plan.ca) if plan.ca is not None else 'none'}",
     ]
+    if plan.ca is not None:
+        lines += [f"ca-file {plan.ca_file}", "begin ca", *_b64_lines(plan.ca), "end ca"]
+    lines += ["begin content", *_b64_lines(plan.content), "end content"]
     if plan.restore is not None:
         lines += ["begin restore", *_b64_lines(plan.restore), "end restore"]
     lines += ["begin owned", *_b64_lines(_owned_text(plan.owned)), "end owned"]
@@ -232,5 +247,5 @@ def decode_apply_stdin(stdin: str) -> ApplyPlan:
     return ApplyPlan(
         expected=fields.get("expected", ""), content=content, restore=sections.get("restore"),
         owned=_owned_keys(sections.get("owned", b"")), restart_pending=fields.get("pending") == "yes",
-        document=ry.parse(content),
+        ca=sections.get("ca"), ca_file=fields.get("ca-file"), document=ry.parse(content),
     )

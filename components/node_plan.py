@@ -99,10 +99,25 @@ def _entry_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
     return changes
 
 
+def _ca_change(read: NodeRead, plan: ApplyPlan) -> str | None:
+    """What happens to the CA file beside the file, in words; None when nothing does."""
+    desired = file_sha(plan.ca) if plan.ca is not None else "none"
+    if read.ca is None:  # an older read script: the CA state is not known
+        return None if plan.ca is None else f"CA file {plan.ca_file} written if it differs"
+    if read.ca == desired:
+        return None
+    if plan.ca is None:
+        return "CA file removed"
+    return f"CA file {plan.ca_file} {'installed' if read.ca in ('none', 'absent') else 'replaced'}"
+
+
 def describe_plan(read: NodeRead, plan: ApplyPlan, host: str, path: str, unit: str) -> str:
-    """One line for the operator: unchanged, or which mirror/config keys change and that the
-    unit restarts. Names keys only, never values (the file may hold credentials)."""
+    """One line for the operator: unchanged, or which mirror/config keys change (and the CA file)
+    and that the unit restarts. Names keys only, never values (the file may hold credentials)."""
     prefix = f"node {host}: {path}"
+    ca = _ca_change(read, plan)
+    if plan.content == read.content and ca is not None:
+        return f"{prefix} unchanged; {ca}; {unit} restarts"
     if plan.content == read.content:
         if read.restart_pending:
             return f"{prefix} unchanged; {unit} restarts (finishing a restart an earlier run did not complete)"
@@ -110,7 +125,7 @@ def describe_plan(read: NodeRead, plan: ApplyPlan, host: str, path: str, unit: s
             return (f"{prefix} unchanged by the merge, but edited on the node since edge-registry wrote it: "
                     f"the edit is kept and recorded; {unit} not restarted")
         return f"{prefix} unchanged; {unit} not restarted"
-    changes = _entry_changes(ry.parse(read.content), plan.document)
+    changes = _entry_changes(ry.parse(read.content), plan.document) + ([ca] if ca else [])
     what = ", ".join(changes) if changes else "rewritten (same entries)"
     created = " (new file)" if read.content is None else ""
     return f"{prefix}{created}: {what}; {unit} restarts"

@@ -88,28 +88,51 @@ def _check_endpoint(endpoint: str) -> None:
 
 
 def mirror_entries(
-    endpoint: str, scheme: str, ca_file: str | None, insecure_skip_verify: bool
+    endpoint: str,
+    scheme: str,
+    ca_file: str | None,
+    insecure_skip_verify: bool,
+    *,
+    login_server: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> dict[str, Any]:
     """The entries this program owns for the connected registry at ``endpoint`` (``host:port``).
 
     ``mirrors[endpoint].endpoint`` is ``["<scheme>://<endpoint>"]``: the mirror key must equal
     the registry part of image references, and an endpoint without a scheme would be https.
-    A ``configs[endpoint].tls`` mapping is added only when ``ca_file`` or
-    ``insecure_skip_verify`` is set (k3s looks configs up by the endpoint's host:port).
+    With ``login_server`` (``<registry>.azurecr.io``) that name is mirrored to the same endpoint,
+    so one image name works on every site; containerd still falls back to the login server
+    itself when the mirror fails (docs/nodes.md). ``configs[endpoint]`` (k3s looks configs up by
+    the endpoint's host:port) carries ``auth`` when ``username``/``password`` are given, so pulls
+    through either mirror authenticate, and ``tls`` when ``ca_file`` or
+    ``insecure_skip_verify`` is set.
     """
     _check_endpoint(endpoint)
     if scheme not in ("http", "https"):
         raise ValueError(f"scheme {scheme!r}: expected http or https")
     if ca_file is not None and (not ca_file.startswith("/") or "\n" in ca_file):
         raise ValueError(f"ca_file {ca_file!r}: expected an absolute path on the nodes")
-    entries: dict[str, Any] = {"mirrors": {endpoint: {"endpoint": [f"{scheme}://{endpoint}"]}}}
+    if login_server is not None and (not _DNS_NAME_RE.match(login_server) or login_server == endpoint):
+        raise ValueError(f"login_server {login_server!r}: expected the parent registry's DNS name")
+    if (username is None) != (password is None) or username == "" or password == "":
+        raise ValueError("username and password: give both (non-empty) or neither")
+    mirror = {"endpoint": [f"{scheme}://{endpoint}"]}
+    entries: dict[str, Any] = {"mirrors": {endpoint: mirror}}
+    if login_server is not None:
+        entries["mirrors"][login_server] = copy.deepcopy(mirror)
+    config: dict[str, Any] = {}
+    if username is not None and password is not None:
+        config["auth"] = {"username": username, "password": password}
     tls: dict[str, Any] = {}
     if ca_file:
         tls["ca_file"] = ca_file
     if insecure_skip_verify:
         tls["insecure_skip_verify"] = True
     if tls:
-        entries["configs"] = {endpoint: {"tls": tls}}
+        config["tls"] = tls
+    if config:
+        entries["configs"] = {endpoint: config}
     return entries
 
 

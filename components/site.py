@@ -29,6 +29,7 @@ from components.node_reader import read_command as preview_read_command
 from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
+from components.site_tls import SiteTls, SiteTlsArgs, service_dns_names
 from components.stack_config import StackConfig, hide_leaves, read_stack_config
 
 
@@ -78,7 +79,17 @@ class NodesUnreadable(Exception):
         self.lines = lines
 
 
-def _node_args(site: SiteConfig, node: Any, endpoint: pulumi.Input[str], ssh_key: Any) -> NodeMirrorArgs:
+def _node_args(
+    site: SiteConfig,
+    node: Any,
+    endpoint: pulumi.Input[str],
+    ssh_key: Any,
+    *,
+    ca_certificate: pulumi.Input[str] | None = None,
+    login_server: str | None = None,
+    username: pulumi.Input[str] | None = None,
+    password: pulumi.Input[str] | None = None,
+) -> NodeMirrorArgs:
     return NodeMirrorArgs(
         host=node.host,
         port=node.port,
@@ -90,7 +101,12 @@ def _node_args(site: SiteConfig, node: Any, endpoint: pulumi.Input[str], ssh_key
         gone=node.gone,
         endpoint=endpoint,
         scheme=site.scheme,
-        ca_file=site.mirror_ca_file,
+        # https: the site CA beside registries.yaml; the client token's credentials in
+        # configs[endpoint].auth, so pulls through either mirror authenticate.
+        ca_certificate=ca_certificate,
+        login_server=login_server,
+        username=username,
+        password=password,
         insecure_skip_verify=site.mirror_insecure_skip_verify,
         # With sshAgent no key: pulumi-command (and the reader) use the agent at $SSH_AUTH_SOCK.
         ssh_private_key=None if site.ssh_agent else (ssh_key if ssh_key is not None else pulumi.Output.secret("")),
@@ -161,6 +177,8 @@ class Site(pulumi.ComponentResource):
         self.azure = AzureConnectedRegistry(
             f"{name}-azure", site, parent_registry, repositories, opts=pulumi.ResourceOptions(parent=self)
         )
+        # https (the default): the CA the nodes trust and the certificate the registry serves.
+        self.tls = site_tls(name, site, self)
         self.onprem = OnPremInstall(
             f"{name}-onprem",
             OnPremInstallArgs(
@@ -182,6 +200,8 @@ class Site(pulumi.ComponentResource):
                     dict(site.chart_values), secrets.leaves_to_hide("chartValues", dict(site.chart_values))
                 ),
                 connection_string=self.azure.connection_string,
+                tls_certificate=self.tls.certificate_pem if self.tls else None,
+                tls_key=self.tls.key_pem if self.tls else None,
             ),
             opts=edge,
         )
@@ -205,6 +225,7 @@ class Site(pulumi.ComponentResource):
                 create_namespaces=site.create_pull_secret_namespaces,
                 patch_default_service_account=site.patch_default_service_account,
                 endpoint=self.onprem.endpoint,
+                login_server=parent_registry.login_server,
                 username=self.azure.client_token_name,
                 password=self.azure.client_password,
                 # Reading the live ServiceAccounts needs the cluster.
@@ -220,7 +241,13 @@ class Site(pulumi.ComponentResource):
         for node in site.nodes:
             mirror = NodeMirror(
                 f"{name}-node-{node.host}",
-                _node_args(site, node, self.onprem.endpoint, ssh_key),
+                _node_args(
+                    site, node, self.onprem.endpoint, ssh_key,
+                    ca_certificate=self.tls.ca_certificate_pem if self.tls else None,
+                    login_server=parent_registry.login_server if site.mirror_login_server else None,
+                    username=self.azure.client_token_name,
+                    password=self.azure.client_password,
+                ),
                 read=reads.get(node.host),
                 held=site.cloud_only,
                 opts=pulumi.ResourceOptions.merge(edge, pulumi.ResourceOptions(depends_on=[previous])),
@@ -229,6 +256,31 @@ class Site(pulumi.ComponentResource):
             previous = mirror
 
         self.register_outputs({})
+
+
+def site_tls(name: str, site: SiteConfig, parent: pulumi.Resource) -> SiteTls | None:
+    """The site's https material (None for an http site), from what the config brings."""
+    if site.http_enabled or site.service_cluster_ip is None:
+        return None
+
+    def secret(value: Any) -> pulumi.Output[str] | None:
+        return pulumi.Output.secret(value.get_secret_value()) if value is not None else None
+
+    return SiteTls(
+        f"{name}-tls",
+        SiteTlsArgs(
+            site=name,
+            cluster_ip=site.service_cluster_ip,
+            dns_names=service_dns_names(site.effective_service_name, site.namespace),
+            validity_days=site.certificate_validity_days,
+            renew_before_days=site.certificate_renew_before_days,
+            ca_certificate=secret(site.tls_ca_certificate),
+            ca_key=secret(site.tls_ca_key),
+            certificate=secret(site.tls_certificate),
+            key=secret(site.tls_key),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def site_outputs(site: Site) -> dict[str, Any]:

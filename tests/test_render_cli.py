@@ -102,7 +102,7 @@ def test_node_state_shows_what_that_node_would_receive(tmp_path: Path) -> None:
 
     assert hashlib.sha256(current.read_bytes()).hexdigest() in first
     assert "docker.io" in first and "foreign-pass" in first and "http://10.43.200.200:80" in first
-    assert "plan: node 192.0.2.10: /etc/rancher/k3s/registries.yaml: mirrors[10.43.200.200:80] added; k3s restarts" in first
+    assert "plan: node 192.0.2.10: /etc/rancher/k3s/registries.yaml: mirrors[10.43.200.200:80] added, mirrors[contosoedge.azurecr.io] added, configs[10.43.200.200:80] added; k3s restarts" in first
     assert "expected current file: absent" in second and "docker.io" not in second
     masked = render("dev", "--node-state", f"192.0.2.10={current}")
     assert "foreign-pass" not in masked.stdout
@@ -150,8 +150,26 @@ def site_variant(tmp_path: Path, name: str, drop: tuple[str, ...] = (), **config
     (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(stack))
 
 
+def project_default_http(tmp_path: Path) -> None:
+    """A project whose Pulumi.yaml defaults httpEnabled to true (as it did before https became the
+    default): that default is still not a site's opt-in."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    project = yaml.safe_load((tmp_path / "Pulumi.yaml").read_text())
+    project["config"]["httpEnabled"]["default"] = True
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+def test_without_the_sites_opt_in_a_site_is_https_and_passes(tmp_path: Path) -> None:
+    site_variant(tmp_path, "ship01", drop=("edge-registry:httpEnabled",))
+    done = render("ship01", "--project-dir", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    release = next(r for r in json.loads(done.stdout) if r["type"] == "kubernetes:helm.sh/v3:Release")
+    assert release["inputs"]["values"]["httpEnabled"] is False
+
+
 def test_http_without_the_sites_opt_in_fails_the_render_as_it_fails_the_pack(tmp_path: Path) -> None:
-    """httpEnabled defaults to true, but only the stack file's own `httpEnabled: true` is the opt-in."""
+    """Only the stack file's own `httpEnabled: true` is the opt-in, whatever Pulumi.yaml's default says."""
+    project_default_http(tmp_path)
     site_variant(tmp_path, "ship02", drop=("edge-registry:httpEnabled",))
     done = render("ship02", "--project-dir", str(tmp_path))
     assert done.returncode == 2 and done.stdout == ""
@@ -166,6 +184,7 @@ def test_http_without_the_sites_opt_in_fails_the_render_as_it_fails_the_pack(tmp
 
 
 def test_the_fleet_policy_config_opts_a_stack_in_for_the_render_too(tmp_path: Path) -> None:
+    project_default_http(tmp_path)
     site_variant(tmp_path, "ship05", drop=("edge-registry:httpEnabled",))
     (tmp_path / "policy").mkdir()
     (tmp_path / "policy" / "config.json").write_text(json.dumps({"http-only-where-opted-in": {"allowHttpStacks": ["ship0*"]}}))

@@ -75,7 +75,7 @@ def test_read_nodes_plans_from_what_is_on_the_node(server: SshServer, tmp_path: 
     done = render(*args)
     assert done.returncode == 0, done.stderr
     section = done.stdout.split("\nsite-node-127.0.0.1:\n")[1].split("outputs:")[0]
-    assert f"plan: node 127.0.0.1: {node_file}: mirrors[10.43.200.200:80] added; k3s restarts" in section
+    assert f"plan: node 127.0.0.1: {node_file}: mirrors[10.43.200.200:80] added, mirrors[contosoedge.azurecr.io] added, configs[10.43.200.200:80] added; k3s restarts" in section
     assert f"expected current file: {hashlib.sha256(FOREIGN).hexdigest()}" in section
     assert "username: u" in section and "node-secret" not in done.stdout
     assert render(*args).stdout == done.stdout  # same node, same bytes

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
+
+import yaml
 
 import pytest
 
@@ -72,14 +75,15 @@ def test_pinned_cluster_ip_is_the_endpoint(dev: RenderResult) -> None:
     assert dev.outputs["registryEndpoint"] == "10.43.200.200:80"
 
 
-def test_looked_up_cluster_ip_and_https_port() -> None:
+def test_looked_up_cluster_ip_on_an_http_site() -> None:
+    # https needs the pinned IP (its certificate names it); an http site may look it up.
     result = render_stack(
         stack="dev",
         stack_dir=STACK_DIR,
-        config_overrides={"serviceClusterIP": None, "httpEnabled": False},
+        config_overrides={"serviceClusterIP": None, "httpEnabled": True},
         fakes=CloudFakes(cluster_ip="10.43.7.9"),
     )
-    assert result.outputs["registryEndpoint"] == "10.43.7.9:443"
+    assert result.outputs["registryEndpoint"] == "10.43.7.9:80"
     service = result.one("kubernetes:core/v1:Service")
     # The chart names its Service after the connected registry (docs/runbooks.md, serviceName).
     assert service.options["read"] == "connected-registry/devship01"
@@ -93,7 +97,10 @@ def test_each_namespace_gets_a_dockerconfigjson_for_the_client_token(dev: Render
         assert inputs["type"] == "kubernetes.io/dockerconfigjson"
         assert "data" in secret.secret_paths
         config = json.loads(base64.b64decode(inputs["data"][".dockerconfigjson"]))
+        # Both image-name forms: the site endpoint and the parent's login server.
+        assert list(config["auths"]) == ["10.43.200.200:80", "contosoedge.azurecr.io"]
         entry = config["auths"]["10.43.200.200:80"]
+        assert config["auths"]["contosoedge.azurecr.io"] == entry
         assert entry["username"] == "devship01-client-token"
         assert entry["password"] == dev.outputs["clientPassword"]
         assert base64.b64decode(entry["auth"]).decode() == f"devship01-client-token:{dev.outputs['clientPassword']}"
@@ -204,9 +211,11 @@ def test_service_name_is_config_and_a_missing_service_names_what_it_tried() -> N
 def test_each_node_says_what_the_run_does(dev: RenderResult, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert dev.node_summaries == {
         "dev-node-192.0.2.10": "node 192.0.2.10: /etc/rancher/k3s/registries.yaml (new file): "
-        "mirrors[10.43.200.200:80] added; k3s restarts",
+        "mirrors[10.43.200.200:80] added, mirrors[contosoedge.azurecr.io] added, configs[10.43.200.200:80] added; "
+        "k3s restarts",
         "dev-node-192.0.2.11": "node 192.0.2.11: /etc/rancher/k3s/registries.yaml (new file): "
-        "mirrors[10.43.200.200:80] added; k3s-agent restarts",
+        "mirrors[10.43.200.200:80] added, mirrors[contosoedge.azurecr.io] added, configs[10.43.200.200:80] added; "
+        "k3s-agent restarts",
     }
 
 
@@ -251,3 +260,44 @@ def test_previews_read_as_the_preview_account_when_configured_and_up_as_the_writ
     # `up` and a preview without the key read as the node's user, with the write's sudo -n rule
     for reader in (up_reader, default_reader):
         assert [(t.user, t.command) for t in reader.targets] == [("ubuntu", None)] * 2
+
+
+def _node_plan(result: RenderResult, host: str = "192.0.2.10") -> Any:
+    from components import node_mirror
+
+    apply = next(r for r in result.by_type("command:remote:Command") if r.name.endswith(f"{host}-apply"))
+    assert "stdin" in apply.secret_paths
+    return node_mirror.decode_apply_stdin(apply.plain_inputs()["stdin"])
+
+
+@pytest.fixture(scope="module")
+def dev_https() -> RenderResult:
+    return render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"httpEnabled": False})
+
+
+def test_https_nodes_get_the_site_ca_the_login_server_mirror_and_the_client_token(dev_https: RenderResult) -> None:
+    dev = dev_https
+    plan = _node_plan(dev)
+    ca = dev.one("pulumi-python:dynamic/edgeregistry:SiteCa")
+    assert plan.ca is not None and plan.ca_file == "/etc/rancher/k3s/edge-registry-ca.crt"
+    assert ca.urn in _closure(dev, next(r for r in dev.resources if r.name.endswith("192.0.2.10-apply")).urn)
+    document = yaml.safe_load(plan.content)
+    assert document["mirrors"] == {
+        "10.43.200.200:443": {"endpoint": ["https://10.43.200.200:443"]},
+        "contosoedge.azurecr.io": {"endpoint": ["https://10.43.200.200:443"]},
+    }
+    assert document["configs"]["10.43.200.200:443"] == {
+        "auth": {"username": "devship01-client-token", "password": dev.outputs["clientPassword"]},
+        "tls": {"ca_file": "/etc/rancher/k3s/edge-registry-ca.crt"},
+    }
+
+
+def test_the_login_server_mirror_can_be_switched_off() -> None:
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"httpEnabled": False, "mirrorLoginServer": False})
+    assert list(yaml.safe_load(_node_plan(result).content)["mirrors"]) == ["10.43.200.200:443"]
+
+
+def test_http_nodes_get_no_ca() -> None:
+    plan = _node_plan(render_stack(stack="dev", stack_dir=STACK_DIR))
+    assert plan.ca is None
+    assert "tls" not in yaml.safe_load(plan.content)["configs"]["10.43.200.200:80"]

@@ -1,4 +1,5 @@
-# edge-registry apply: install the registries.yaml the program rendered; restart only on change.
+# edge-registry apply: install the registries.yaml the program rendered, and the site CA beside
+# it (https); restart only when either changed.
 # Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS. Stdin: the payload of
 # components/node_mirror.py apply_stdin() (checksums, then base64 sections).
 path=$1 unit=$2 sm=$3 wait_s=$4
@@ -12,7 +13,7 @@ trap 'rm -rf "$work"; [ -z "$tmp" ] || rm -f "$tmp"' EXIT
 # 1. receive the payload and check it against its own checksums
 read -r header || fail "no payload on stdin"
 [ "$header" = "edge-registry-apply 1" ] || fail "unexpected payload format: $header"
-expected= desired= restore= pending=no section=
+expected= desired= restore= pending=no ca=none ca_file= section=
 while read -r word value; do
   if [ -n "$section" ]; then
     if [ "$word" = end ]; then section=; else printf '%s\n' "$word" >> "$work/$section.b64"; fi
@@ -22,9 +23,11 @@ while read -r word value; do
     expected) expected=$value ;;
     desired) desired=$value ;;
     restore) restore=$value ;;
+    ca) ca=$value ;;
+    ca-file) ca_file=$value ;;
     pending) case $value in yes|no) pending=$value ;; *) fail "unexpected pending value: $value" ;; esac ;;
     begin)
-      case $value in content|restore|owned) section=$value; : > "$work/$section.b64" ;;
+      case $value in content|restore|owned|ca) section=$value; : > "$work/$section.b64" ;;
         *) fail "unexpected payload section: $value" ;; esac ;;
     *) fail "unexpected payload line: $word" ;;
   esac
@@ -38,6 +41,11 @@ if [ "$restore" != absent ]; then
   base64 -d < "$work/restore.b64" > "$work/restore" || fail "payload has no restore content"
   [ "$(sha_of "$work/restore")" = "$restore" ] || fail "payload damaged in transit (restore checksum)"
 fi
+if [ "$ca" != none ]; then
+  case $ca_file in "$dir"/*) ;; *) fail "the CA file must be beside $path, not '$ca_file'" ;; esac
+  base64 -d < "$work/ca.b64" > "$work/ca" || fail "payload has no CA"
+  [ "$(sha_of "$work/ca")" = "$ca" ] || fail "payload damaged in transit (CA checksum)"
+fi
 
 # 2. the file must still be what the program read and merged
 [ ! -L "$path" ] || fail "$path is a symlink: edge-registry replaces the file by rename and would break the link"
@@ -48,9 +56,35 @@ current=$(sha_of "$path")
 mkdir -p "$dir" "$side" || fail "cannot create $side"
 chmod 700 "$side"
 rm -f "$dir/.$(basename "$path").edge-registry."* "$side/".*.edge-registry.*
+[ -z "$ca_file" ] || rm -f "$dir/.$(basename "$ca_file").edge-registry."*
 if [ ! -f "$side/original" ] && [ ! -f "$side/original.absent" ]; then
   if [ "$current" = absent ]; then : > "$side/original.absent"; else put "$path" "$side/original"; fi
 fi
+
+# the CA file: ours to write when it differs, ours to remove when the site no longer has one
+installed_ca=$(cat "$side/ca-file" 2>/dev/null || true)
+ca_changed=no
+if [ "$ca" != none ]; then
+  [ ! -L "$ca_file" ] || fail "$ca_file is a symlink: edge-registry replaces the file by rename"
+  [ "$(sha_of "$ca_file")" = "$ca" ] || ca_changed=yes
+  [ -z "$installed_ca" ] || [ "$installed_ca" = "$ca_file" ] || ca_changed=yes
+elif [ -n "$installed_ca" ]; then
+  ca_changed=yes
+fi
+
+# put the CA file of this payload in place (or the one edge-registry found there back)
+install_ca() {
+  if [ -n "$installed_ca" ] && [ "$installed_ca" != "$ca_file" ]; then
+    if [ -f "$side/ca-original" ]; then put "$side/ca-original" "$installed_ca" 644; else rm -f "$installed_ca"; fi
+    rm -f "$side/ca-original" "$side/ca-file"
+  fi
+  if [ "$ca" != none ]; then
+    if [ ! -f "$side/ca-file" ] && [ -f "$ca_file" ]; then put "$ca_file" "$side/ca-original"; fi
+    echo "$ca_file" > "$work/ca-file"
+    put_changed "$work/ca-file" "$side/ca-file"
+    put_changed "$work/ca" "$ca_file" 644
+  fi
+}
 
 # record: what we wrote, the keys we own, what destroy puts back (only what differs)
 record() {
@@ -65,7 +99,7 @@ record() {
 }
 
 # 4. unchanged: write nothing, restart nothing (unless an earlier run was cut off before its restart)
-if [ "$current" = "$desired" ]; then
+if [ "$current" = "$desired" ] && [ "$ca_changed" = no ]; then
   record
   if [ ! -f "$side/restart-pending" ]; then say "$path unchanged; $unit not restarted"; exit 0; fi
   say "$path unchanged; finishing the restart of $unit an earlier run did not complete"
@@ -77,12 +111,19 @@ $(unit_logs)"
   exit 0
 fi
 
-# 5. back up, rename into place, restart, wait
+# 5. back up, rename into place (the CA first: the new file names it), restart, wait
 say "updating $path (sha256 $current -> $desired)"
+[ "$ca_changed" = no ] || say "updating the CA file ${ca_file:-$installed_ca}"
 if [ "$current" = absent ]; then : > "$side/backup.absent"; rm -f "$side/backup"
 else put "$path" "$side/backup"; rm -f "$side/backup.absent"; fi
+ca_before=${installed_ca:-$ca_file}
+rm -f "$side/ca-backup" "$side/ca-backup.absent"
+if [ -n "$ca_before" ]; then
+  if [ -f "$ca_before" ]; then put "$ca_before" "$side/ca-backup"; else : > "$side/ca-backup.absent"; fi
+fi
 : > "$side/restart-pending"
-put "$work/content" "$path"
+install_ca
+put_changed "$work/content" "$path"
 say "restarting $unit"
 restart_unit
 if wait_active; then
@@ -96,6 +137,8 @@ fi
 logs=$(unit_logs)
 say "$unit not active after ${wait_s}s: restoring the previous $path" >&2
 if [ -f "$side/backup.absent" ]; then rm -f "$path"; else put "$side/backup" "$path"; fi
+if [ -f "$side/ca-backup" ]; then put "$side/ca-backup" "$ca_before" 644
+elif [ -f "$side/ca-backup.absent" ]; then rm -f "$ca_before"; fi
 restart_unit
 if wait_active; then
   rm -f "$side/restart-pending"

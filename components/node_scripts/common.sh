@@ -10,20 +10,20 @@ fail() { printf 'edge-registry: %s\n' "$*" >&2; exit 1; }
 # sha256 of a file, or "absent" when there is none
 sha_of() { if [ -e "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; else echo absent; fi; }
 
-# put SRC DEST: temp file beside DEST (root, 0600), flushed to disk, renamed over DEST.
-# A reader (k3s) sees the old or the new DEST, never a partial one.
+# put SRC DEST [MODE]: temp file beside DEST (root, MODE, default 0600), flushed to disk,
+# renamed over DEST. A reader (k3s) sees the old or the new DEST, never a partial one.
 put() {
   tmp=$(mktemp "$(dirname "$2")/.$(basename "$2").edge-registry.XXXXXX") || fail "cannot create a temp file beside $2"
   cat "$1" > "$tmp" || fail "cannot write $tmp"
   chown 0:0 "$tmp" || fail "cannot make $tmp owned by root"
-  chmod 600 "$tmp" || fail "cannot set mode 0600 on $tmp"
+  chmod "${3:-600}" "$tmp" || fail "cannot set mode ${3:-600} on $tmp"
   sync "$tmp" 2>/dev/null || sync
   mv -f "$tmp" "$2" || fail "cannot rename $tmp to $2"
   tmp=
 }
 
 # put SRC DEST only when the bytes differ (a no-op run writes nothing)
-put_changed() { [ "$(sha_of "$1")" = "$(sha_of "$2")" ] || put "$1" "$2"; }
+put_changed() { [ "$(sha_of "$1")" = "$(sha_of "$2")" ] || put "$1" "$2" "${3:-600}"; }
 
 # $sm: systemd | openrc | auto
 resolve_service_manager() {

@@ -1,5 +1,6 @@
-# edge-registry destroy: give the node back the registries.yaml it had before (runs from
-# Pulumi's stored state). Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS. Stdin: unused.
+# edge-registry destroy: give the node back the registries.yaml it had before and remove the
+# site CA file (runs from Pulumi's stored state). Arguments: PATH UNIT SERVICE_MANAGER
+# WAIT_SECONDS. Stdin: unused.
 path=$1 unit=$2 sm=$3 wait_s=$4
 side=$path.edge-registry
 tmp= before=
@@ -26,6 +27,15 @@ elif [ "$current" = "$target" ] || [ "$current" = "$original" ]; then
   say "$path holds nothing of edge-registry's"
 else
   fail "$path was changed after edge-registry last wrote it (expected sha256 $written, found $current). It was left untouched so that change is not lost. To remove only the mirror entry and keep that change: run 'pulumi up' (it merges the change), then 'pulumi destroy' again. To keep the file exactly as it is now: on the node run 'sudo rm -rf $side', then 'pulumi destroy' again. The bytes the node had before edge-registry are in $side/original."
+fi
+
+# the CA file edge-registry installed goes (or the file it found there comes back)
+if [ -f "$side/ca-file" ]; then
+  ca_file=$(cat "$side/ca-file")
+  : > "$side/restart-pending"
+  if [ -f "$side/ca-original" ]; then put "$side/ca-original" "$ca_file" 644; else rm -f "$ca_file"; fi
+  rm -f "$side/ca-file" "$side/ca-original"
+  say "removed the CA file $ca_file"
 fi
 
 # 2. one restart when the file changed (or an earlier destroy was cut off before its restart)

@@ -18,6 +18,8 @@ else echo "original none"; fi
 if [ -f "$side/restart-pending" ]; then echo "restart-pending yes"; else echo "restart-pending no"; fi
 # the payload fields of the run that last converged the node (components/node_plan.py)
 if [ -f "$side/applied" ]; then echo "applied $(cat "$side/applied")"; else echo "applied none"; fi
+# the site CA edge-registry installed beside the file (https), by checksum
+if [ -f "$side/ca-file" ]; then echo "ca $(sha_of "$(cat "$side/ca-file")")"; else echo "ca none"; fi
 if [ -f "$work/file" ]; then section content "$work/file"; fi
 if [ -f "$side/original" ]; then section original "$side/original"; fi
 if [ -f "$side/owned" ]; then section owned "$side/owned"; fi

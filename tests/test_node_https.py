@@ -1,0 +1,175 @@
+"""The node side of https over the real sshd: the site CA beside registries.yaml, the login-server
+mirror and the client token's credentials, with the same write rules as the file itself.
+
+Uses tests/node_engine.py: the program's reader reads the node, NodeMirror declares the very
+command and stdin, the engine's diff decides whether it runs; OpenSSH on 127.0.0.1 with a fake
+service manager that records restarts.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import node_mirror as nm
+from components import registries_yaml as ry
+from components import tls
+from tests import test_node_ssh as harness
+from tests.sshd import NodePath, SshServer
+from tests.node_engine import Node
+from tests.test_node_ssh import FOREIGN
+
+#: The module-scoped sshd of tests/test_node_ssh.py, shared.
+server = harness.server
+
+ENDPOINT = "10.43.200.200:443"
+LOGIN_SERVER = "contosoedge.azurecr.io"
+USER = "ship01-client-token"
+PASSWORD = "cl1ent-t0ken-pa55word"  # noqa: S105 - a test value that must never leak
+
+
+def ca_pem(name: str) -> str:
+    return tls.issue_ca(f"edge-registry {name} CA", 3650, tls.parse_time("2027-01-01T00:00:00Z")).certificate_pem
+
+
+CA_ONE, CA_TWO = ca_pem("one"), ca_pem("two")
+
+
+def https(ca: str | None = CA_ONE, **overrides: Any) -> dict[str, Any]:
+    """NodeMirrorArgs overrides of an https site with the login-server mirror."""
+    return {"scheme": "https", "ca_certificate": ca, "login_server": LOGIN_SERVER,
+            "username": USER, "password": PASSWORD, **overrides}
+
+
+@pytest.fixture
+def node(server: SshServer, tmp_path: Path) -> Iterator[Node]:
+    server.reset_service()
+    (tmp_path / "k3s").mkdir()
+    yield Node(server, tmp_path / "k3s" / "registries.yaml")
+    # Root-owned files would outlive a non-root test run's temp-dir cleanup.
+    NodePath(tmp_path / "k3s").remove_tree()
+
+
+def ca_file(node: Node) -> NodePath:
+    return node.path.parent / nm.CA_FILE_NAME
+
+
+def test_first_apply_installs_the_ca_and_points_the_file_at_it(node: Node) -> None:
+    result = node.up(ENDPOINT, **https())
+    assert result.returncode == 0, result.stderr
+    ca = ca_file(node)
+    assert ca.read_bytes().decode() == CA_ONE
+    info = ca.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o644 and (info.st_uid, info.st_gid) == (0, 0)
+    document = node.document()
+    ry.validate(document)
+    assert document["mirrors"] == {
+        ENDPOINT: {"endpoint": [f"https://{ENDPOINT}"]},
+        LOGIN_SERVER: {"endpoint": [f"https://{ENDPOINT}"]},
+    }
+    assert document["configs"] == {
+        ENDPOINT: {"auth": {"username": USER, "password": PASSWORD}, "tls": {"ca_file": str(ca)}}
+    }
+    assert stat.S_IMODE(node.path.stat().st_mode) == 0o600  # it holds the password
+    assert node.server.restarts() == ["systemctl restart --no-block k3s"]
+
+
+def test_reapply_writes_nothing_and_restarts_nothing(node: Node) -> None:
+    assert node.up(ENDPOINT, **https()).returncode == 0
+    ca, before = ca_file(node), (ca_file(node).stat(), node.path.stat())
+    # A converged https node previews as no change: the CA is part of a stable payload.
+    assert node.preview(ENDPOINT, **https()) == "same"
+    assert node.last is not None and node.last.summaries == [f"node 127.0.0.1: {node.path} unchanged; k3s not restarted"]
+    assert node.up(ENDPOINT, **https()).stdout == "(no change: not run)"
+    # And the script itself, run again with the same payload, writes and restarts nothing.
+    result = node.run_apply(node.last_apply)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged; k3s not restarted" in result.stdout
+    after = (ca.stat(), node.path.stat())
+    assert [(s.st_ino, s.st_mtime_ns) for s in after] == [(s.st_ino, s.st_mtime_ns) for s in before]
+    assert len(node.server.restarts()) == 1
+
+
+def test_a_ca_change_replaces_the_ca_file_and_restarts_once(node: Node) -> None:
+    assert node.up(ENDPOINT, **https(CA_ONE)).returncode == 0
+    file_before = node.content()
+    assert node.preview(ENDPOINT, **https(CA_TWO)) == "update"
+    assert node.last is not None and node.last.summaries == [
+        f"node 127.0.0.1: {node.path} unchanged; CA file {ca_file(node)} replaced; k3s restarts"
+    ]
+    result = node.up(ENDPOINT, **https(CA_TWO))
+    assert result.returncode == 0, result.stderr
+    assert ca_file(node).read_bytes().decode() == CA_TWO
+    assert node.content() == file_before  # same path in ca_file: registries.yaml unchanged
+    assert len(node.server.restarts()) == 2
+    assert node.up(ENDPOINT, **https(CA_TWO)).returncode == 0
+    assert len(node.server.restarts()) == 2
+
+
+def test_a_password_change_rewrites_the_file_and_restarts_once(node: Node) -> None:
+    # Rotation of the client password reaches the node's configs[endpoint].auth.
+    assert node.up(ENDPOINT, **https()).returncode == 0
+    assert node.up(ENDPOINT, **https(password="r0tated-pa55word")).returncode == 0
+    assert node.document()["configs"][ENDPOINT]["auth"]["password"] == "r0tated-pa55word"
+    assert len(node.server.restarts()) == 2
+
+
+def test_a_failed_start_puts_the_previous_ca_and_file_back(node: Node) -> None:
+    assert node.up(ENDPOINT, **https(CA_ONE)).returncode == 0
+    file_before = node.content()
+    node.server.fail_next_starts(1)
+    result = node.up(ENDPOINT, **https(CA_TWO, password="n3w-pa55word"))
+    assert result.returncode != 0
+    assert ca_file(node).read_bytes().decode() == CA_ONE and node.content() == file_before
+
+
+def test_destroy_removes_the_ca_and_restores_the_original_bytes(node: Node) -> None:
+    node.path.write_bytes(FOREIGN)
+    assert node.up(ENDPOINT, **https()).returncode == 0
+    node.server.reset_service()
+    result = node.destroy()
+    assert result.returncode == 0, result.stderr
+    assert node.content() == FOREIGN
+    assert not ca_file(node).exists() and not node.side.exists()
+    assert node.server.restarts() == ["systemctl restart --no-block k3s"]
+
+
+def test_destroy_puts_back_a_file_it_found_at_the_ca_path(node: Node) -> None:
+    ca_file(node).write_bytes(b"someone else's CA\n")
+    assert node.up(ENDPOINT, **https()).returncode == 0
+    assert ca_file(node).read_bytes().decode() == CA_ONE
+    assert node.destroy().returncode == 0
+    assert ca_file(node).read_bytes().decode() == "someone else's CA\n"
+
+
+def test_moving_the_site_to_http_removes_the_ca(node: Node) -> None:
+    assert node.up(ENDPOINT, **https()).returncode == 0
+    result = node.up("10.43.200.200:80", scheme="http", username=USER, password=PASSWORD)
+    assert result.returncode == 0, result.stderr
+    assert not ca_file(node).exists()
+    assert node.document()["configs"] == {"10.43.200.200:80": {"auth": {"username": USER, "password": PASSWORD}}}
+
+
+def test_the_password_and_the_ca_travel_on_stdin_only(node: Node) -> None:
+    apply = node.plan(ENDPOINT, **https())
+    for command in (apply["create"], apply["delete"]):
+        assert PASSWORD not in command and "BEGIN CERTIFICATE" not in command
+    plan = nm.decode_apply_stdin(apply["stdin"])
+    assert plan.ca == CA_ONE.encode() and plan.ca_file == str(ca_file(node))
+
+
+def test_the_login_server_mirror_is_a_switch() -> None:
+    args = nm.NodeMirrorArgs(host="10.0.0.5", role="server", unit="k3s", endpoint=ENDPOINT, ssh_private_key="k",
+                             scheme="https", login_server=None)
+    plan = nm.node_plan(args, nm.parse_read_output(nm.render_read_output(None)), ENDPOINT, CA_ONE, USER, PASSWORD)
+    assert list(plan.document["mirrors"]) == [ENDPOINT]
+    assert plan.document["configs"][ENDPOINT]["auth"] == {"username": USER, "password": PASSWORD}
+
+
+@pytest.mark.parametrize("path", ["/etc/rancher/k3s/registries.yaml", "/etc/rancher/rke2/registries.yaml"])
+def test_the_ca_goes_beside_the_file(path: str) -> None:
+    assert nm.ca_file_path(path) == path.rsplit("/", 1)[0] + "/edge-registry-ca.crt"
