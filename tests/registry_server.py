@@ -83,13 +83,19 @@ def write_htpasswd(path: Path, username: str, password: str) -> None:
     )
 
 
-def registry_config(root: Path, port: int, htpasswd: Path) -> str:
-    """distribution's config.yml: loopback, plain http, filesystem storage, htpasswd auth."""
+def registry_config(
+    root: Path, port: int, htpasswd: Path, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+) -> str:
+    """distribution's config.yml: loopback (or `host`), filesystem storage, htpasswd auth; plain
+    http, or https with `tls` = (certificate file, key file)."""
+    http: dict[str, object] = {"addr": f"{host}:{port}", "secret": os.urandom(16).hex()}
+    if tls is not None:
+        http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     config = {
         "version": 0.1,
         "log": {"level": "warn"},
         "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": os.urandom(16).hex()},
+        "http": http,
         "auth": {"htpasswd": {"realm": "edge-registry-test", "path": str(htpasswd)}},
     }
     return json.dumps(config)  # JSON is YAML, and needs no YAML writer
