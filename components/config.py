@@ -748,13 +748,14 @@ def _https_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tuple[str
     """https is the default: it needs the pinned ClusterIP; brought TLS material must fit together."""
     given = {alias for name, alias in TLS_MATERIAL_KEYS.items() if values.get(name) not in (None, "")}
     material = tuple(TLS_MATERIAL_KEYS.values())
+    problems: list[tuple[str, str, tuple[str, ...]]] = []
     if _truthy(values.get("http_enabled")):
-        problems = [(key, "only applies to https (httpEnabled: false)", (key, "httpEnabled")) for key in sorted(given)]
+        for key in sorted(given):
+            problems.append((key, "only applies to https (httpEnabled: false)", (key, "httpEnabled")))
         if _truthy(values.get("mirror_insecure_skip_verify")):
             problems.append(("mirrorInsecureSkipVerify", "only applies to an https endpoint (httpEnabled: false)",
                              ("mirrorInsecureSkipVerify", "httpEnabled")))
         return problems
-    problems: list[tuple[str, str, tuple[str, ...]]] = []
     if values.get("service_cluster_ip") is None:
         problems.append((
             "serviceClusterIP",
@@ -781,14 +782,14 @@ def _https_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tuple[str
     # The material itself: checked only when every piece is real (the render has placeholders).
     at = datetime.now(UTC)
     ca, ca_key = _secret_text(values.get("tls_ca_certificate")), _secret_text(values.get("tls_ca_key"))
-    certificate, key = _secret_text(values.get("tls_certificate")), _secret_text(values.get("tls_key"))
+    certificate, server_key = _secret_text(values.get("tls_certificate")), _secret_text(values.get("tls_key"))
     names = {"ca": "tlsCaCertificate", "ca_key": "tlsCaKey", "certificate": "tlsCertificate", "key": "tlsKey"}
     found: list[tuple[str, str]] = []
     if ca is not None and ("tlsCaKey" not in given or ca_key is not None):
         found += tls.ca_problems(ca, ca_key, at)
-    if ca is not None and certificate is not None and key is not None:
+    if ca is not None and certificate is not None and server_key is not None:
         ip = values.get("service_cluster_ip")
-        found += tls.server_certificate_problems(certificate, key, ca, str(ip) if ip else None, at)
+        found += tls.server_certificate_problems(certificate, server_key, ca, str(ip) if ip else None, at)
     return [(names[which], message, (names[which], "serviceClusterIP")) for which, message in found]
 
 
