@@ -114,7 +114,7 @@ class NodeRead:
     """``expected`` of the payload that last converged the node (None: not recorded)."""
     applied_pending: bool = False
     """``pending`` of the payload that last converged the node."""
-    ca: str | None = None
+    ca: str | None = "none"
     """sha256 of the CA file edge-registry installed beside the file (``absent``: gone since),
     ``none``: it installed none; None: not reported (a read script older than the CA line)."""
 
