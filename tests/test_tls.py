@@ -275,3 +275,35 @@ def test_no_key_material_is_in_the_render_outside_a_secret() -> None:
     assert "render-fake-private-key" in revealed  # the check below is not vacuous
     assert "render-fake-private-key" not in json.dumps([mask(r.inputs) for r in result.resources])
     assert "render-fake-private-key" not in json.dumps(mask(result.outputs))
+
+
+@pytest.mark.parametrize("provider", ["SiteCaProvider", "ServerCertificateProvider"])
+def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: str) -> None:
+    """State holds the provider as the SDK pickles it; the engine's provider process unpickles it
+    on refresh, update and destroy, importing components.site_certificates by that path."""
+    import base64
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    pickled = serialize_provider(getattr(sc, provider)())
+    assert b"components.site_certificates" in base64.b64decode(pickled)  # by reference, not by value
+    probe = (
+        "import base64, sys, dill\n"
+        "from components import tls\n"
+        "from datetime import UTC, datetime\n"
+        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "print(type(p).__module__, type(p).__name__)\n"
+        "ca = tls.issue_ca('x CA', 10, datetime.now(UTC))\n"
+        "props = {'commonName': 'x CA', 'validityDays': 10, 'renewBeforeDays': 1,\n"
+        "         'caCertificatePem': ca.certificate_pem, 'caKeyPem': ca.key_pem, 'ipAddresses': ['10.43.0.1'], 'dnsNames': []}\n"
+        "print(p.create(props).outs['certificatePem'].splitlines()[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], input=pickled, text=True, capture_output=True, timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"components.site_certificates {provider}", "-----BEGIN CERTIFICATE-----"]
