@@ -274,3 +274,24 @@ def test_dump_keeps_document_order_and_quotes_what_needs_it() -> None:
     assert text.index("z.io") < text.index("a.io")
     assert "password: '123'" in text
     assert ry.parse(text) == document
+
+
+def test_https_entries_with_login_server_and_auth_are_valid_for_k3s_and_merge_cleanly() -> None:
+    ours = ry.mirror_entries(
+        "10.43.200.200:443", "https", "/etc/rancher/k3s/edge-registry-ca.crt", False,
+        login_server="contosoedge.azurecr.io", username="ship01-client-token", password="12345",
+    )
+    foreign = {"mirrors": {"docker.io": {"endpoint": ["https://mirror.example:5000"]}},
+               "configs": {"mirror.example:5000": {"auth": {"username": "u", "password": "p"}}}}
+    merged = ry.merge(foreign, ours, [])
+    ry.validate(merged)
+    assert ry.parse(ry.dump(merged)) == merged  # the password "12345" stays a string
+    assert ry.owned_keys(ours) == [
+        ("configs", "10.43.200.200:443"), ("mirrors", "10.43.200.200:443"), ("mirrors", "contosoedge.azurecr.io"),
+    ]
+    assert ry.unmerge(merged, ry.owned_keys(ours)) == foreign
+
+
+def test_half_a_credential_is_refused() -> None:
+    with pytest.raises(ValueError, match="username and password"):
+        ry.mirror_entries("10.43.200.200:443", "https", None, False, username="u")

@@ -290,6 +290,12 @@ def test_https_nodes_get_the_site_ca_the_login_server_mirror_and_the_client_toke
         "auth": {"username": "devship01-client-token", "password": dev.outputs["clientPassword"]},
         "tls": {"ca_file": "/etc/rancher/k3s/edge-registry-ca.crt"},
     }
+    # The pull secrets address the https endpoint, and the login server for the other image name.
+    for secret in dev.by_type(SECRET):
+        config = json.loads(base64.b64decode(secret.plain_inputs()["data"][".dockerconfigjson"]))
+        assert list(config["auths"]) == ["10.43.200.200:443", "contosoedge.azurecr.io"]
+    release = dev.one(RELEASE).plain_inputs()["values"]
+    assert release["httpEnabled"] is False and set(release["tls"]) == {"crt", "key"}
 
 
 def test_the_login_server_mirror_can_be_switched_off() -> None:
