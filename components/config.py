@@ -786,7 +786,8 @@ def _https_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tuple[str
     names = {"ca": "tlsCaCertificate", "ca_key": "tlsCaKey", "certificate": "tlsCertificate", "key": "tlsKey"}
     found: list[tuple[str, str]] = []
     if ca is not None and ("tlsCaKey" not in given or ca_key is not None):
-        found += tls.ca_problems(ca, ca_key, at)
+        renew = _int_or_none(values.get("certificate_renew_before_days")) if ca_key is not None else None
+        found += tls.ca_problems(ca, ca_key, at, renew)
     if ca is not None and certificate is not None and server_key is not None:
         ip = values.get("service_cluster_ip")
         found += tls.server_certificate_problems(certificate, server_key, ca, str(ip) if ip else None, at)

@@ -199,8 +199,14 @@ def subject_ip_addresses(certificate: x509.Certificate) -> list[str]:
     return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
 
 
-def ca_problems(ca_certificate_pem: str, ca_key_pem: str | None, now: datetime) -> list[tuple[str, str]]:
-    """What is wrong with a brought CA, as ``(which, message)``; ``which`` is ``"ca"`` or ``"ca_key"``."""
+def ca_problems(
+    ca_certificate_pem: str, ca_key_pem: str | None, now: datetime, renew_before_days: float | None = None
+) -> list[tuple[str, str]]:
+    """What is wrong with a brought CA, as ``(which, message)``; ``which`` is ``"ca"`` or ``"ca_key"``.
+
+    With ``renew_before_days`` (the program issues with this CA): a CA inside that window is a
+    problem too, since a server certificate never outlives its CA and so would be due for
+    renewal again on every run."""
     try:
         ca = load_certificate(ca_certificate_pem, "CA certificate")
     except TlsMaterialError as error:
@@ -215,6 +221,12 @@ def ca_problems(ca_certificate_pem: str, ca_key_pem: str | None, now: datetime) 
         problems.append(("ca", "is not a CA certificate (basicConstraints CA:TRUE)"))
     if ca.not_valid_after_utc <= now:
         problems.append(("ca", f"expired on {format_time(ca.not_valid_after_utc)}"))
+    elif renew_before_days is not None and renewal_due(format_time(ca.not_valid_after_utc), renew_before_days, now):
+        problems.append((
+            "ca",
+            f"expires on {format_time(ca.not_valid_after_utc)}, within certificateRenewBeforeDays "
+            f"({renew_before_days:g}): certificates issued with it could not outlive it; renew the CA first",
+        ))
     if ca_key_pem is not None:
         try:
             key = load_private_key(ca_key_pem)

@@ -307,3 +307,13 @@ def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: st
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"components.site_certificates {provider}", "-----BEGIN CERTIFICATE-----"]
+
+
+def test_a_brought_ca_inside_the_renewal_window_is_refused_when_the_program_issues_with_it() -> None:
+    soon = tls.issue_ca("short-lived CA", 20, datetime.now(UTC))
+    (problem,) = problems(tlsCaCertificate=soon.certificate_pem, tlsCaKey=soon.key_pem)
+    assert problem.startswith("edge-registry:tlsCaCertificate: expires on") and "renew the CA first" in problem
+    assert "PRIVATE" not in problem  # the key is never echoed
+    # With a shorter window it is accepted.
+    assert load_site_config(with_(tlsCaCertificate=soon.certificate_pem, tlsCaKey=soon.key_pem,
+                                  certificateRenewBeforeDays="10")).tls_ca_key is not None
