@@ -361,3 +361,11 @@ def test_cross_key_problems_are_reported_with_field_problems() -> None:
     assert "connectedRegistryName" in keys
     assert "mode" in keys and "kubeconfig" in keys
     assert len(keys) == len(set(keys))
+
+
+def test_the_retired_mirror_ca_file_says_what_replaced_it() -> None:
+    assert problems_for(with_(mirrorCaFile="/etc/ssl/ca.pem")) == [
+        "edge-registry:mirrorCaFile: no longer used: the program installs the site CA next to registries.yaml on "
+        "every node (docs/nodes.md); to keep a CA of your own, set it as tlsCaCertificate (and tlsCaKey, or "
+        "tlsCertificate and tlsKey) and remove mirrorCaFile"
+    ]
