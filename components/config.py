@@ -939,6 +939,8 @@ def key_problems(keys: Iterable[str]) -> list[str]:
             hint = (f"write `{PROJECT}:{key}`" if key in PROJECT_KEYS
                     else f"write it with its namespace{did_you_mean(key, PROJECT_KEYS)}")
             problems.append(f"{key}: a stack config key needs its namespace (Pulumi refuses `{key}`): {hint}")
+        elif namespace == PROJECT and name in RETIRED_KEYS:
+            problems.append(f"{key}: {RETIRED_KEYS[name]}")
         elif namespace == PROJECT and name not in PROJECT_KEYS:
             problems.append(f"{key}: unknown setting{did_you_mean(name, PROJECT_KEYS)}")
         elif namespace == "azure-native" and name not in azure_native_keys():
