@@ -2,12 +2,15 @@
 
 pulumi-azure-native has no ``generateCredentials`` (pulumi/pulumi-azure-native#3099) and no
 connected-registry ``deactivate``; both exist in ``azure-mgmt-containerregistry``. This module
-wraps exactly the four calls the dynamic resources need (docs/azure.md):
+wraps exactly the calls the dynamic resources and the rotation gate need (docs/azure.md;
+rotation: docs/runbooks.md, "Rotate credentials"):
 
 * read a token's password slots (``tokens.get``) to find a free one,
 * generate a password in one slot (``registries.begin_generate_credentials``),
 * remove one slot (PATCH the token with the remaining passwords, ``tokens.begin_update``),
-* deactivate a connected registry (``connected_registries.begin_deactivate``).
+* deactivate a connected registry (``connected_registries.begin_deactivate``),
+* read a connected registry's sync status (``connected_registries.get``): when it last synced,
+  its connection state and activation, which gate each step of a password rotation.
 
 ARM answers the two POSTs either with 200 and the result, or with 202 and a ``Location`` to
 poll; the SDK's ``LROPoller`` handles both, so callers always get the final result.
@@ -76,6 +79,18 @@ class PasswordSlot:
     name: str
     expiry: datetime | None
     creation_time: datetime | None
+
+
+@dataclass(frozen=True)
+class ConnectedRegistryStatus:
+    """What ARM reports about a connected registry's link to its parent (all read-only)."""
+
+    last_sync_time: datetime | None
+    """``parent.syncProperties.lastSyncTime``: None when it has never synced."""
+    connection_state: str | None
+    """``connectionState``: Online, Offline, Syncing or Unhealthy."""
+    activation_status: str | None
+    """``activation.status``: Active or Inactive."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +244,23 @@ class ArmClient:
             return False
         return True
 
+    def connected_registry_status(
+        self, resource_group: str, registry_name: str, connected_registry_name: str
+    ) -> ConnectedRegistryStatus | None:
+        """The connected registry's sync status; ``None`` if it does not exist (yet)."""
+        try:
+            found = self._client.connected_registries.get(resource_group, registry_name, connected_registry_name)
+        except ResourceNotFoundError:
+            return None
+        props = found.properties
+        sync = props.parent.sync_properties if props and props.parent else None
+        activation = props.activation if props else None
+        return ConnectedRegistryStatus(
+            last_sync_time=sync.last_sync_time if sync else None,
+            connection_state=_slot_name(props.connection_state) if props and props.connection_state else None,
+            activation_status=_slot_name(activation.status) if activation and activation.status else None,
+        )
+
     def deactivate_connected_registry(
         self, resource_group: str, registry_name: str, connected_registry_name: str
     ) -> bool:
@@ -246,7 +278,8 @@ class ArmClient:
 
 
 def _slot_name(name: object) -> str:
-    # The SDK may hand back a TokenPasswordName enum; str() of a (str, Enum) is "Cls.MEMBER".
+    # The SDK may hand back an enum (TokenPasswordName, ConnectionState); str() of a (str, Enum)
+    # is "Cls.MEMBER", so take its value.
     return str(name.value) if isinstance(name, Enum) else str(name)
 
 

@@ -4,14 +4,18 @@ their passwords and the connection string the on-prem install needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from datetime import datetime
+from typing import Any, Sequence
 
 import pulumi
 from pulumi_azure_native import containerregistry as acr_native
 
-from components import acr
+from components import acr, rotation
+from components.cloud_only import edge_options
 from components.config import SiteConfig
 from components.deactivation import ConnectedRegistryDeactivation
+from components.slot_retirement import SlotRetirement
+from components.sync_status import SiteCoordinates, SiteSyncStatus
 from components.token_password import TokenPassword
 
 
@@ -45,8 +49,42 @@ def look_up_parent_registry(site: SiteConfig) -> ParentRegistry:
     )
 
 
+def site_coordinates(site: SiteConfig, parent_registry: ParentRegistry) -> SiteCoordinates:
+    """Where the sync status reader looks for this site."""
+    return SiteCoordinates(
+        subscription_id=parent_registry.subscription_id,
+        resource_group=site.registry_resource_group,
+        registry_name=site.registry_name,
+        connected_registry_name=site.connected_registry_name,
+        token_names=(site.sync_token_name, site.client_token_name),
+        arm_endpoint=site.arm_endpoint,
+    )
+
+
+def warn_about_stuck_rotations(
+    status: SiteSyncStatus, tokens: list[rotation.TokenStatus], rotate_before_days: float, at: datetime
+) -> list[str]:
+    """Warn (in preview and up) about every password near expiry whose rotation waits for a sync."""
+    if not status.known:
+        messages = [
+            f"could not read the connected registry's sync status from ARM ({status.error}); "
+            "password rotations will not advance past the first step in this run"
+        ]
+    else:
+        messages = rotation.stuck_rotation_warnings(
+            tokens, status.last_sync_time, status.connection_state, at, rotate_before_days
+        )
+    for message in messages:
+        pulumi.log.warn(message)
+    return messages
+
+
 class AzureConnectedRegistry(pulumi.ComponentResource):
-    """Connected registry + sync/client scope maps and tokens + passwords + connection string."""
+    """Connected registry + sync/client scope maps and tokens + passwords + connection string.
+
+    ``sync_status`` is ARM's view of the site read at program time; it gates every rotation step
+    (components/rotation.py) and feeds the stuck-rotation warnings.
+    """
 
     connected_registry: acr_native.ConnectedRegistry
     connected_registry_id: pulumi.Output[str]
@@ -55,7 +93,10 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
     sync_token_name: pulumi.Output[str]
     client_token_name: pulumi.Output[str]
     client_password: pulumi.Output[str]
+    """The client password consumers use now (pull secrets, node auth); switches only when safe."""
     connection_string: pulumi.Output[str]
+    sync_password_rotation: pulumi.Output[dict[str, Any]]
+    client_password_rotation: pulumi.Output[dict[str, Any]]
 
     def __init__(
         self,
@@ -63,6 +104,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         site: SiteConfig,
         parent_registry: ParentRegistry,
         synced_repositories: Sequence[str],
+        sync_status: SiteSyncStatus,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("edge-registry:index:AzureConnectedRegistry", name, {}, opts)
@@ -91,7 +133,10 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 token_name=token_name,
                 scope_map_id=scope_map.id,
                 status=acr_native.TokenStatus.ENABLED,
-                opts=same_name,
+                # Never updated in place: a PUT of the token without `credentials` wipes its
+                # passwords. Any changed input replaces the token (same name: delete first), and
+                # its TokenPassword with it.
+                opts=pulumi.ResourceOptions.merge(same_name, pulumi.ResourceOptions(replace_on_changes=["*"])),
                 **common,
             )
 
@@ -135,7 +180,12 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             **common,
         )
 
+        self._facts: dict[str, rotation.SlotFacts] = {}
+
         def token_password(kind: str, token_name: str, token: acr_native.Token) -> TokenPassword:
+            slots = sync_status.tokens.get(token_name)
+            facts = rotation.slot_facts(slots, sync_status.last_sync_time, known=sync_status.known)
+            self._facts[kind] = facts
             return TokenPassword(
                 f"{name}-{kind}-token-password",
                 subscription_id=parent_registry.subscription_id,
@@ -148,11 +198,26 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 # (components/cloud_only.py); 0 still replaces a password that has expired.
                 rotate_before_days=0 if site.cloud_only else site.password_rotate_before_days,
                 arm_endpoint=site.arm_endpoint,
+                role=kind,
+                present_slots=sorted(facts.present) if facts.present is not None else None,
+                synced_slots=sorted(facts.synced) if facts.synced is not None else None,
                 opts=child,
             )
 
-        sync_password = token_password("sync", site.sync_token_name, sync_token)
-        client_password = token_password("client", site.client_token_name, client_token)
+        warn_about_stuck_rotations(
+            sync_status,
+            [
+                rotation.TokenStatus(
+                    f"{name}-{kind}-token-password", token_name, kind, sync_status.tokens.get(token_name)
+                )
+                for kind, token_name in ((rotation.SYNC_ROLE, site.sync_token_name),
+                                         (rotation.CLIENT_ROLE, site.client_token_name))
+            ],
+            site.password_rotate_before_days,
+            rotation.now(),
+        )
+        sync_password = token_password(rotation.SYNC_ROLE, site.sync_token_name, sync_token)
+        client_password = token_password(rotation.CLIENT_ROLE, site.client_token_name, client_token)
 
         self.connected_registry_id = self.connected_registry.id
         self.connected_registry_name = self.connected_registry.name
@@ -161,19 +226,24 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         )
         self.sync_token_name = sync_token.name
         self.client_token_name = client_token.name
+        # The one Output every client-password consumer takes: it moves to a new password only
+        # after the site has synced it (TokenPassword role "client").
         self.client_password = pulumi.Output.secret(client_password.value)
+        self._passwords = {rotation.SYNC_ROLE: sync_password, rotation.CLIENT_ROLE: client_password}
+        self._token_names = {rotation.SYNC_ROLE: site.sync_token_name, rotation.CLIENT_ROLE: site.client_token_name}
+        self._sync_status = sync_status
         self.connection_string = pulumi.Output.secret(
             pulumi.Output.all(sync_token.name, sync_password.value, self.gateway_endpoint).apply(
                 lambda args: acr.connection_string(site.connected_registry_name, args[0], args[1], args[2])
             )
         )
-        self._deactivation_args = {
+        self._registry_args: dict[str, Any] = {
             "subscription_id": parent_registry.subscription_id,
             "resource_group": site.registry_resource_group,
             "registry_name": site.registry_name,
-            "connected_registry_name": self.connected_registry.name,
             "arm_endpoint": site.arm_endpoint,
         }
+        self._deactivation_args = {**self._registry_args, "connected_registry_name": self.connected_registry.name}
         self.register_outputs(
             {
                 "connectedRegistryId": self.connected_registry_id,
@@ -182,6 +252,40 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 "clientTokenName": self.client_token_name,
             }
         )
+
+    def retire_old_passwords_after(
+        self,
+        sync_consumers: Sequence[pulumi.Resource],
+        client_consumers: Sequence[pulumi.Resource],
+        held: bool = False,
+    ) -> dict[str, SlotRetirement]:
+        """Declare each token's ``SlotRetirement`` after the resources that use its password:
+        the old slot goes only once they carry the new one (components/slot_retirement.py).
+        ``held`` (a cloud-only run, whose edge keeps its stored inputs) holds them too, so no
+        switch the edge did not get is recorded. Sets the ``*_password_rotation`` outputs."""
+        retirements: dict[str, SlotRetirement] = {}
+        for role, consumers in ((rotation.SYNC_ROLE, sync_consumers), (rotation.CLIENT_ROLE, client_consumers)):
+            password, facts = self._passwords[role], self._facts[role]
+            last_sync = self._sync_status.last_sync_time
+            # Only while a second slot exists: a settled site's inputs must not move with each sync.
+            pending = facts.present is not None and len(facts.present) > 1
+            retirements[role] = SlotRetirement(
+                f"{self._base_name}-{role}-slot-retirement",
+                active_slot=password.slot,
+                active_expiry=password.expiry,
+                next_slot=password.nextSlot,
+                role=role,
+                token_name=self._token_names[role],
+                last_sync_time=rotation.format_time(last_sync) if pending and last_sync else None,
+                present_slots=sorted(facts.present) if facts.present is not None else None,
+                opts=edge_options(held, pulumi.ResourceOptions(parent=self, depends_on=list(consumers))),
+                **self._registry_args,
+            )
+        self.sync_password_rotation = rotation_summary(self._passwords[rotation.SYNC_ROLE], retirements[rotation.SYNC_ROLE])
+        self.client_password_rotation = rotation_summary(
+            self._passwords[rotation.CLIENT_ROLE], retirements[rotation.CLIENT_ROLE]
+        )
+        return retirements
 
     def deactivate_when_removed(self, install_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> ConnectedRegistryDeactivation:
         """Deactivate the connected registry whenever the on-prem install identified by
@@ -194,3 +298,18 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             ),
             **self._deactivation_args,
         )
+
+
+def rotation_summary(password: TokenPassword, retirement: SlotRetirement) -> pulumi.Output[dict[str, Any]]:
+    """A rotation's phase and slots (no values) for the stack outputs."""
+    return pulumi.Output.all(
+        retirement.phase, password.slot, password.expiry, password.nextSlot, retirement.retiringSlot
+    ).apply(
+        lambda parts: {
+            "phase": parts[0],
+            "slot": parts[1],
+            "expiry": parts[2],
+            "nextSlot": parts[3] or None,
+            "retiringSlot": parts[4] or None,
+        }
+    )

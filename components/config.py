@@ -256,11 +256,17 @@ class SiteConfig(_Model):
     )
     password_rotate_before_days: ConfigInt = Field(
         30, alias="passwordRotateBeforeDays", ge=0,
-        description="Rotate a password this many days before it expires.",
+        description=(
+            "Start rotating a password this many days before it expires; previews warn about a "
+            "rotation inside this window that waits for a sync."
+        ),
     )
     arm_endpoint: str = Field(
         "https://management.azure.com", alias="armEndpoint",
-        description="Azure Resource Manager endpoint (sovereign clouds differ).",
+        description=(
+            "Azure Resource Manager endpoint (sovereign clouds differ); also where each run reads "
+            "the connected registry's sync status."
+        ),
     )
 
     # --- operations ---

@@ -5,7 +5,8 @@
 
 The real program (``components.site.run``) runs against the real Pulumi SDK; only the engine and
 the providers are faked. Config is Pulumi.yaml's defaults merged with ``Pulumi.STACK.yaml``;
-values the cloud would supply (ids, the gateway endpoint, passwords, the catalog) come from
+values the cloud would supply (ids, the gateway endpoint, passwords, the catalog, the connected
+registry's last sync) come from
 deterministic fakes (components/render_fakes.py). Nodes are read from ``--node-state`` files, or
 with ``--read-nodes`` over SSH exactly as the program reads them (components/node_read.py).
 Secure values that cannot be decrypted offline become placeholders. The same input gives the
@@ -83,6 +84,8 @@ class RenderedResource:
             else:
                 shown[key] = mask(value)
         return integers(shown)
+    serialized_provider: str | None = None
+    """Dynamic resources: the dill-pickled provider as the engine would store it in the state."""
 
     def as_json(self, show_secrets: bool) -> dict[str, Any]:
         return {
@@ -329,9 +332,11 @@ class _RecordingMonitor:
                 if request.type == "pulumi:pulumi:Stack":
                     return response
                 inputs = _as_sent(request.object)
+                serialized_provider = None
                 if request.type.startswith("pulumi-python:dynamic"):
-                    # The pickled provider is an implementation detail, not an input to review.
-                    inputs.pop("__provider", None)
+                    # The pickled provider is an implementation detail, not an input to review;
+                    # kept aside so tests can check that the state can load it.
+                    serialized_provider = reveal(inputs.pop("__provider", None))
                 options: dict[str, Any] = {}
                 if request.protect:
                     options["protect"] = True
@@ -344,6 +349,7 @@ class _RecordingMonitor:
                     if values:
                         options[option] = values
                 self._record(request, response.urn, inputs, options, custom=bool(request.custom))
+                self.records[-1].serialized_provider = serialized_provider
                 return response
 
         return Monitor()
@@ -472,7 +478,10 @@ def _render_in_context(
         # As `pulumi up` does: values through pulumi.Config, secret keys as the engine marks them
         # (set_all_config above), secret leaves from the stack file.
         stack_config = read_stack_config(stack_dir)
-        holder["site"] = site_module.build(stack_config.values, catalog, secrets=stack_config, node_reader=reader)
+        holder["site"] = site_module.build(
+            stack_config.values, catalog, secrets=stack_config, node_reader=reader,
+            sync_status_reader=fakes.sync_status,
+        )
 
     try:
         _sync_await(run_pulumi_func(program))

@@ -67,6 +67,28 @@ def default_catalog(repositories: Sequence[str]) -> Callable[[str], list[str]]:
     return catalog
 
 
+#: The fake password every fake token holds, and the fake TokenPassword state that matches it.
+FAKE_SLOT = "password1"
+FAKE_PASSWORD_CREATED = "2025-01-01T00:00:00Z"
+FAKE_PASSWORD_EXPIRY = "2030-01-01T00:00:00Z"
+FAKE_LAST_SYNC = "2025-06-01T00:00:00Z"
+
+
+def converged_sync_status(where: Any) -> Any:
+    """A site that synced after its passwords were issued, one password per token: nothing to do."""
+    from components.rotation import SlotStatus, parse_time
+    from components.sync_status import SiteSyncStatus
+
+    slot = SlotStatus(FAKE_SLOT, parse_time(FAKE_PASSWORD_CREATED), parse_time(FAKE_PASSWORD_EXPIRY))
+    return SiteSyncStatus(
+        exists=True,
+        last_sync_time=parse_time(FAKE_LAST_SYNC),
+        connection_state="Online",
+        activation_status="Active",
+        tokens={name: [slot] for name in where.token_names},
+    )
+
+
 @dataclass
 class CloudFakes:
     """Deterministic values in place of what Azure, the cluster and the nodes return."""
@@ -85,6 +107,10 @@ class CloudFakes:
     """The chart's Service is not there (the lookup finds nothing)."""
     password_epoch: str = ""
     """Varies the fake token passwords, as if Azure had issued new ones (a rotation)."""
+    sync_status: Callable[[Any], Any] = converged_sync_status
+    """ARM's view of the site at program time (components/sync_status.py)."""
+    dynamic_state: Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
+    """State of a dynamic resource, given (name, inputs); tests plug in the real providers here."""
 
 
 class RenderMocks:
@@ -161,14 +187,22 @@ class RenderMocks:
 
     def _dynamic(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         inputs.pop("__provider", None)
+        if self.fakes.dynamic_state is not None:
+            return self.fakes.dynamic_state(name, inputs)
         state = dict(inputs)
         if "tokenId" in inputs or "token_id" in inputs:
             state.update(
                 value=f"fake{_digest('password', name, *filter(None, [self.fakes.password_epoch]))[:40]}",
-                slot="password1",
-                expiry="2030-01-01T00:00:00Z",
+                slot=FAKE_SLOT,
+                expiry=FAKE_PASSWORD_EXPIRY,
                 username=inputs.get("tokenName", inputs.get("token_name", "")),
+                nextSlot="",
+                nextValue="",
+                nextExpiry="",
+                missing=[],
             )
+        if "activeSlot" in inputs:  # SlotRetirement: nothing left to retire
+            state.update(retiringSlot="", switchedAt=FAKE_LAST_SYNC, phase="settled")
         if "commonName" in inputs or "caCertificatePem" in inputs:
             # SiteCa / ServerCertificate: stand-in texts (issuing real keys would make every render
             # differ); the test suite issues real ones (tests/test_tls_handshake.py).

@@ -15,7 +15,12 @@ import yaml
 
 from components import acr
 from components.cloud_only import HELD_NOTE, edge_options
-from components.azure_side import AzureConnectedRegistry, RegistryNotSuitable, look_up_parent_registry
+from components.azure_side import (
+    AzureConnectedRegistry,
+    RegistryNotSuitable,
+    look_up_parent_registry,
+    site_coordinates,
+)
 from components.catalog import CatalogSource, azure_catalog
 from components.config import (
     MAX_SCOPE_MAP_REPOSITORIES,
@@ -31,6 +36,7 @@ from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
 from components.site_tls import SiteTls, SiteTlsArgs, service_dns_names
 from components.stack_config import StackConfig, hide_leaves, read_stack_config
+from components.sync_status import ArmSyncStatusReader, SyncStatusReader
 
 
 def read_pulumi_config() -> dict[str, Any]:
@@ -158,6 +164,7 @@ class Site(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         secrets: StackConfig | None = None,
         node_reader: NodeReader | None = None,
+        sync_status_reader: SyncStatusReader | None = None,
     ) -> None:
         super().__init__("edge-registry:index:Site", name, {}, opts)
         secrets = secrets or StackConfig(values={})
@@ -174,8 +181,16 @@ class Site(pulumi.ComponentResource):
             raise ConfigError([f"{PROJECT}:registryName: {line}" for line in str(error).splitlines()]) from None
         repositories = synced_repositories(site, catalog, parent_registry.login_server)
 
+        # Read once per run, in preview too: gates each rotation step and warns about stuck ones.
+        reader = sync_status_reader or ArmSyncStatusReader()
+        sync_status = reader(site_coordinates(site, parent_registry))
         self.azure = AzureConnectedRegistry(
-            f"{name}-azure", site, parent_registry, repositories, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-azure",
+            site,
+            parent_registry,
+            repositories,
+            sync_status,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # https (the default): the CA the nodes trust and the certificate the registry serves.
         self.tls = site_tls(name, site, self)
@@ -233,7 +248,6 @@ class Site(pulumi.ComponentResource):
             ),
             opts=edge,
         )
-
         # Rolling: one node at a time, in config order, after the registry is serving.
         self.nodes: list[NodeMirror] = []
         previous: pulumi.Resource = self.onprem
@@ -254,6 +268,15 @@ class Site(pulumi.ComponentResource):
             )
             self.nodes.append(mirror)
             previous = mirror
+
+        # A rotation's old slot goes only after everything using that password carries the new
+        # one: the Helm release (sync), the pull secrets and the nodes' registry auth (client).
+        # Held like the edge in a cloud-only run, since the edge keeps the old passwords then.
+        self.slot_retirements = self.azure.retire_old_passwords_after(
+            sync_consumers=[self.onprem],
+            client_consumers=[self.pull_secrets, *self.nodes],
+            held=site.cloud_only,
+        )
 
         self.register_outputs({})
 
@@ -293,6 +316,8 @@ def site_outputs(site: Site) -> dict[str, Any]:
         "clientTokenName": site.azure.client_token_name,
         "clientPassword": pulumi.Output.secret(site.azure.client_password),
         "connectionString": pulumi.Output.secret(site.azure.connection_string),
+        "syncPasswordRotation": site.azure.sync_password_rotation,
+        "clientPasswordRotation": site.azure.client_password_rotation,
         "registryEndpoint": site.onprem.endpoint,
         "releaseName": site.onprem.release_name,
         "releaseNamespace": site.onprem.release_namespace,
@@ -328,19 +353,28 @@ def build(
     check_local_files: bool = False,
     secrets: StackConfig | None = None,
     node_reader: NodeReader | None = None,
+    sync_status_reader: SyncStatusReader | None = None,
 ) -> Site:
     """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError,
     or NodesUnreadable under ``pulumi up``.
 
     ``secrets`` says which values are secrets (:func:`components.stack_config.read_stack_config`).
     Key names outside this project's namespace are checked too (``azure-native:locaton``).
-    ``node_reader`` reads the nodes (default: over SSH).
+    ``node_reader`` reads the nodes (default: over SSH); ``sync_status_reader`` reads the
+    connected registry's sync status (default: ARM); the offline render and tests pass fakes.
     """
     secret_keys = secrets.secret_keys if secrets is not None else frozenset()
     site_config = load_site_config(values, secret_keys, other_config_keys())
     if check_local_files and (problems := local_file_problems(site_config)):
         raise ConfigError(problems)
-    return Site(pulumi.get_stack(), site_config, catalog, secrets=secrets, node_reader=node_reader)
+    return Site(
+        pulumi.get_stack(),
+        site_config,
+        catalog,
+        secrets=secrets,
+        node_reader=node_reader,
+        sync_status_reader=sync_status_reader,
+    )
 
 
 def run(catalog: CatalogSource = azure_catalog) -> Site:

@@ -271,8 +271,8 @@ def _max_expiry_days(config: Mapping[str, Any]) -> float:
 
 def _password_expiry(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Token passwords (dynamic resources with tokenId and expiryDays) expire within the maximum."""
-    if not args.resource_type.startswith(DYNAMIC_PREFIX):
-        return
+    if not args.resource_type.startswith(DYNAMIC_PREFIX) or args.resource_type.endswith(":SlotRetirement"):
+        return  # SlotRetirement names a token but issues no password (components/slot_retirement.py)
     present = keys_of(args.props)
     if "tokenId" not in present and "tokenName" not in present:
         return

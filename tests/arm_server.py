@@ -1,9 +1,11 @@
 """A local HTTPS stand-in for the ARM container-registry endpoints the program calls directly.
 
-It answers like the examples of the ARM spec (docs/azure.md, "Token passwords"; api-version aside): token
-GET and PATCH, ``registries/generateCredentials`` (200 with the result, or 202 + ``Location`` then
-the result from the polled operation), ``connectedRegistries/deactivate`` (200, or 202 +
-``Location``; 404 when the connected registry does not exist), and the two paged lists the
+It answers like the examples of the ARM spec (docs/azure.md, "Token passwords"; tests/fixtures/arm/README.md;
+api-version aside): token GET and PATCH, ``registries/generateCredentials`` (200 with the result, or
+202 + ``Location`` then the result from the polled operation), ``connectedRegistries/deactivate``
+(200, or 202 + ``Location``; 404 when the connected registry does not exist), connected-registry
+GET (the body of tests/fixtures/arm/ConnectedRegistryGet.json with the site's ``lastSyncTime``,
+``connectionState`` and ``activation.status``), and the two paged lists the
 fleet status reads, ``…/connectedRegistries`` and ``…/tokens`` (``nextLink`` after
 ``page_size`` items; 429 + ``Retry-After`` or an error status on demand). It serves HTTPS on 127.0.0.1 with a
 throwaway CA from ``trustme`` because the SDK's bearer-token policy refuses plain HTTP.
@@ -31,6 +33,7 @@ import trustme
 from azure.core.credentials import AccessToken
 
 FAKE_BEARER = "fake-arm-access-token"
+_CONNECTED_REGISTRY_GET = Path(__file__).parent / "fixtures" / "arm" / "ConnectedRegistryGet.json"
 
 _RG = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -43,6 +46,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_RG + r"/tokens/(?P<token>[^/]+)$"), "get_token"),
     ("PATCH", re.compile(_RG + r"/tokens/(?P<token>[^/]+)$"), "patch_token"),
     ("POST", re.compile(_RG + r"/connectedRegistries/(?P<cr>[^/]+)/deactivate$"), "deactivate"),
+    ("GET", re.compile(_RG + r"/connectedRegistries/(?P<cr>[^/]+)$"), "get_connected_registry"),
     ("GET", re.compile(_RG + r"(?:/connectedRegistries/[^/]+)?/operationStatuses/(?P<op>[^/]+)$"), "poll"),
 ]
 
@@ -84,6 +88,11 @@ class ArmState:
     # token name -> slot -> {"name", "expiry", "creationTime"}; ARM never returns values on GET.
     tokens: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     connected_registries: dict[str, str] = field(default_factory=dict)  # name -> activation status
+    # name -> parent.syncProperties.lastSyncTime (None: never synced) and connectionState.
+    last_sync: dict[str, str | None] = field(default_factory=dict)
+    connection_state: dict[str, str] = field(default_factory=dict)
+    # The time ARM stamps on new passwords (creationTime); None: the real clock.
+    clock: str | None = None
     generate_mode: Literal["200", "202"] = "200"
     deactivate_mode: Literal["200", "202"] = "200"
     # 202 answers the operation-status URL gives before the final one (exercises real polling).
@@ -108,6 +117,17 @@ class ArmState:
     def add_token(self, name: str, *slots: str, expiry: str = "2030-01-01T00:00:00Z") -> None:
         """Create token ``name`` with passwords already in ``slots``."""
         self.tokens[name] = {s: {"name": s, "expiry": expiry, "creationTime": "2025-01-01T00:00:00Z"} for s in slots}
+
+    def add_connected_registry(
+        self, name: str, last_sync: str | None = None, connection_state: str = "Offline", activation: str = "Active"
+    ) -> None:
+        """Create connected registry ``name`` with the given sync status."""
+        self.connected_registries[name] = activation
+        self.last_sync[name] = last_sync
+        self.connection_state[name] = connection_state
+
+    def now(self) -> str:
+        return self.clock or _now_iso()
 
 
 class ArmServer:
@@ -155,7 +175,7 @@ class ArmServer:
         expiry = body.get("expiry") or "2099-01-01T00:00:00Z"
         value = f"pw-{slot}-{secrets.token_hex(12)}"
         state.issued_values.append(value)
-        state.tokens[token_name][slot] = {"name": slot, "expiry": expiry, "creationTime": _now_iso()}
+        state.tokens[token_name][slot] = {"name": slot, "expiry": expiry, "creationTime": state.now()}
         shown_slot = slot
         if state.generate_wrong_slot:
             shown_slot = "password2" if slot == "password1" else "password1"
@@ -221,6 +241,20 @@ class ArmServer:
             return 200, {}, None
         prefix = m.group(0).rsplit("/deactivate", 1)[0]
         return self._start_operation(prefix + "/deactivate", None)
+
+    def get_connected_registry(self, m: re.Match[str], _body: Any) -> tuple[int, dict[str, str], Any]:
+        name = m.group("cr")
+        if name not in self.state.connected_registries:
+            return _not_found(f"connected registry {name}")
+        body = json.loads(_CONNECTED_REGISTRY_GET.read_text())["responses"]["200"]["body"]
+        body["id"] = m.group(0)
+        body["name"] = name
+        props = body["properties"]
+        props["activation"] = {"status": self.state.connected_registries[name]}
+        props["connectionState"] = self.state.connection_state.get(name, "Offline")
+        if self.state.last_sync.get(name):
+            props["parent"]["syncProperties"]["lastSyncTime"] = self.state.last_sync[name]
+        return 200, {}, body
 
     def poll(self, m: re.Match[str], _body: Any) -> tuple[int, dict[str, str], Any]:
         op = self.state.operations.get(m.group("op"))

@@ -1,18 +1,23 @@
-"""Suite-wide guard: no test renders a stack file at the repository root.
+"""Suite-wide guard and shared fixtures.
 
-Those are the adopter's (the example ``Pulumi.dev.yaml`` and real sites); tests use
-``tests/stacks`` (tests/fixture_stacks.py). A test that forgets ``stack_dir`` fails here with
-that advice instead of passing until someone edits the example.
+Guard: no test renders a stack file at the repository root. Those are the adopter's (the example
+``Pulumi.dev.yaml`` and real sites); tests use ``tests/stacks`` (tests/fixture_stacks.py). A test
+that forgets ``stack_dir`` fails here with that advice instead of passing until someone edits the
+example.
+
+Fixtures: the local ARM server (tests/arm_server.py) and an ARM client factory that trusts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components.arm import ArmClient
+from tests.arm_server import ArmServer, FakeCredential
 from tests.fixture_stacks import ROOT
 
 
@@ -34,3 +39,31 @@ def _no_root_stack_files() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(render, "load_stack_config", guarded)
         yield
+
+
+@pytest.fixture
+def arm(tmp_path: Path) -> Iterator[ArmServer]:
+    with ArmServer(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def credential() -> FakeCredential:
+    return FakeCredential()
+
+
+@pytest.fixture
+def client_factory(arm: ArmServer, credential: FakeCredential) -> Callable[[str, str | None], ArmClient]:
+    """What the providers use in place of DefaultAzureCredential: fake credential, test CA, no waits."""
+
+    def make(subscription_id: str, endpoint: str | None) -> ArmClient:
+        return ArmClient(
+            subscription_id,
+            arm_endpoint=endpoint,
+            credential=credential,
+            polling_interval=0,
+            connection_verify=arm.ca_pem,
+            retry_total=0,
+        )
+
+    return make

@@ -1,0 +1,279 @@
+"""What the site's consumers get in each phase of a rotation, and that a converged site previews clean.
+
+The real program (components/site.py) runs under the SDK's mocks (components/render.py), with two
+real pieces plugged in: the sync status is read by the real ARM reader from tests/arm_server.py,
+and the TokenPassword / ConnectedRegistryDeactivation registrations are handled by their real
+providers, called the way the engine calls them (create for a new resource; diff, then update on
+``up`` only). So each "run" below is one ``pulumi up`` or ``pulumi preview`` of the dev stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from components import rotation, token_password
+from components.arm import ArmClient
+from components.deactivation import ConnectedRegistryDeactivationProvider
+from components.render import UNKNOWN, CloudFakes, RenderResult, render_stack
+from components.slot_retirement import SlotRetirementProvider
+from components.sync_status import ArmSyncStatusReader
+from components.token_password import TokenPasswordProvider
+from tests.arm_server import ArmServer
+from tests.fixture_stacks import STACK_DIR
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+TOKEN = "azure-native:containerregistry:Token"
+PASSWORD = "pulumi-python:dynamic/edgeregistry:TokenPassword"
+CR = "devship01"
+SYNC_TOKEN, CLIENT_TOKEN = "devship01-sync-token", "devship01-client-token"
+T0 = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
+ROTATION = T0 + timedelta(days=24)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Engine:
+    """Calls the real dynamic providers as the engine would and keeps their state between runs."""
+
+    def __init__(self, client_factory: Callable[[str, str | None], ArmClient]) -> None:
+        self.client_factory = client_factory
+        self.states: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.preview = False
+        self.changes: dict[str, bool] = {}
+
+    def __call__(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        provider: Any
+        if "tokenId" in inputs:
+            provider = TokenPasswordProvider(self.client_factory)
+        elif "activeSlot" in inputs:
+            provider = SlotRetirementProvider(self.client_factory)
+        else:
+            provider = ConnectedRegistryDeactivationProvider(self.client_factory)
+        olds = self.states.get(name)
+        checked = provider.check(olds[1] if olds else {}, inputs)
+        assert checked.failures == []
+        news = checked.inputs
+        if olds is None:
+            self.changes[name] = True
+            if self.preview:
+                return f"{name}-preview", news
+            created = provider.create(news)
+            self.states[name] = (created.id, created.outs)
+            return self.states[name]
+        diff = provider.diff(olds[0], olds[1], news)
+        assert not diff.replaces, f"{name} would be replaced: {diff.replaces}"
+        self.changes[name] = bool(diff.changes)
+        if diff.changes and self.preview:
+            # Like the engine for a provider without preview support: the planned outputs are the
+            # new inputs, so the outputs the update would compute are unknown to dependents.
+            return olds[0], news
+        if diff.changes and not self.preview:
+            self.states[name] = (olds[0], provider.update(olds[0], olds[1], news).outs)
+        return self.states[name]
+
+
+class Fleet:
+    """The dev stack, run after run, against the local ARM server."""
+
+    def __init__(self, arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any):
+        self.arm = arm
+        self.engine = Engine(client_factory)
+        self.reader = ArmSyncStatusReader(client_factory)
+        self.time = T0
+        monkeypatch.setattr(token_password, "now", lambda: self.time)
+        monkeypatch.setattr(rotation, "now", lambda: self.time)
+        # The azure-native resources are mocked; ARM holds what they would have created.
+        arm.state.add_token(SYNC_TOKEN)
+        arm.state.add_token(CLIENT_TOKEN)
+        arm.state.add_connected_registry(CR, last_sync=None)
+        self.at(T0)
+
+    def at(self, moment: datetime) -> None:
+        self.time = moment
+        self.arm.state.clock = iso(moment)
+
+    def synced(self, moment: datetime) -> None:
+        self.arm.state.last_sync[CR] = iso(moment)
+        self.arm.state.connection_state[CR] = "Online"
+
+    def run(self, preview: bool = False) -> RenderResult:
+        self.engine.preview = preview
+        self.engine.changes = {}
+        return render_stack(
+            stack="dev",
+            stack_dir=STACK_DIR,
+            config_overrides={
+                "armEndpoint": self.arm.base_url,
+                "passwordExpiryDays": 30,
+                "passwordRotateBeforeDays": 7,
+            },
+            fakes=CloudFakes(sync_status=self.reader, dynamic_state=self.engine),
+            preview=preview,
+        )
+
+    def password(self, name_suffix: str, key: str = "value") -> str:
+        (found,) = [state for name, (_, state) in self.engine.states.items() if name.endswith(name_suffix)]
+        return str(found[key])
+
+
+def connection_string_password(result: RenderResult) -> str:
+    values = result.one(RELEASE).plain_inputs()["values"]
+    return dict(part.split("=", 1) for part in values["connectionString"].split(";"))["SyncTokenPassword"]
+
+
+def pull_secret_passwords(result: RenderResult) -> set[str]:
+    passwords = set()
+    for secret in result.by_type(SECRET):
+        document = json.loads(base64.b64decode(secret.plain_inputs()["data"][".dockerconfigjson"]))
+        passwords |= {entry["password"] for entry in document["auths"].values()}
+    return passwords
+
+
+def phases(result: RenderResult) -> tuple[str, str]:
+    return result.outputs["syncPasswordRotation"]["phase"], result.outputs["clientPasswordRotation"]["phase"]
+
+
+def comparable(result: RenderResult) -> list[tuple[str, str]]:
+    """Every registration's name and inputs (unknowns as one marker): what a preview would compare."""
+    return sorted(
+        (r.name, json.dumps(r.plain_inputs(), sort_keys=True, default=lambda value: f"<{type(value).__name__}>"))
+        for r in result.resources
+    )
+
+
+def rotation_warnings(result: RenderResult) -> list[str]:
+    return [w for w in result.warnings if "rotation" in w or "sync status" in w]
+
+
+@pytest.fixture
+def fleet(arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any) -> Fleet:
+    return Fleet(arm, client_factory, monkeypatch)
+
+
+def test_consumers_in_each_phase_of_a_rotation(fleet: Fleet) -> None:
+    first = fleet.run()
+    sync_1, client_1 = fleet.password("sync-token-password"), fleet.password("client-token-password")
+    assert connection_string_password(first) == sync_1
+    assert pull_secret_passwords(first) == {client_1}
+    assert phases(first) == ("settled", "settled")
+    fleet.synced(T0 + timedelta(hours=1))
+
+    # Run 2, rotation window open, site not synced since: the connection string switches, the
+    # pull secrets do not.
+    fleet.at(ROTATION)
+    second = fleet.run()
+    sync_2, client_2 = fleet.password("sync-token-password"), fleet.password("client-token-password", "nextValue")
+    assert sync_2 != sync_1 and client_2 not in (client_1, "None")
+    assert connection_string_password(second) == sync_2
+    assert pull_secret_passwords(second) == {client_1}
+    assert phases(second) == ("switched-awaiting-sync", "issued-awaiting-sync")
+    assert second.secret_outputs >= {"clientPassword", "connectionString"}
+    assert sync_2 not in json.dumps(second.outputs["syncPasswordRotation"])
+
+    # A preview now names both stuck rotations.
+    fleet.at(ROTATION + timedelta(days=1))
+    stuck = fleet.run(preview=True)
+    assert not any(fleet.engine.changes.values())
+    assert any("dev-azure-client-token-password" in w and "LOCK-OUT AHEAD" in w for w in stuck.warnings)
+    assert any("dev-azure-sync-token-password" in w for w in stuck.warnings)
+
+    # Run 3, after a sync: pull secrets switch; the sync token's old slot goes. Its preview says so.
+    fleet.synced(ROTATION + timedelta(days=1, hours=1))
+    fleet.at(ROTATION + timedelta(days=1, hours=2))
+    planned = fleet.run(preview=True)
+    assert {n for n, changed in fleet.engine.changes.items() if changed} == {
+        "dev-azure-client-token-password",
+        "dev-azure-sync-slot-retirement",
+        "dev-azure-client-slot-retirement",
+    }
+    assert all(s.plain_inputs()["data"] == UNKNOWN for s in planned.by_type(SECRET))  # known after apply
+    assert connection_string_password(planned) == sync_2  # the connection string stays
+    third = fleet.run()
+    assert pull_secret_passwords(third) == {client_2}
+    assert connection_string_password(third) == sync_2
+    assert phases(third) == ("settled", "retiring")
+    assert set(fleet.arm.state.tokens[SYNC_TOKEN]) == {"password2"}
+    assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password1", "password2"}
+
+    # Run 4: the client's old slot goes, after the pull secrets carry the new one.
+    fleet.at(ROTATION + timedelta(days=1, hours=3))
+    fourth = fleet.run()
+    assert pull_secret_passwords(fourth) == {client_2}
+    assert phases(fourth) == ("settled", "settled")
+    assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password2"}
+    assert rotation_warnings(fourth) == []
+
+
+def test_a_converged_site_previews_as_no_change_twice_while_it_keeps_syncing(fleet: Fleet) -> None:
+    fleet.run()
+    fleet.synced(T0 + timedelta(hours=1))
+    fleet.at(T0 + timedelta(hours=2))
+    applied = fleet.run()  # the first run after a sync: nothing to do either
+    assert not any(fleet.engine.changes.values())
+
+    previews = []
+    for hours in (3, 4):
+        fleet.synced(T0 + timedelta(hours=hours))  # lastSyncTime moves on every run
+        fleet.at(T0 + timedelta(hours=hours, minutes=30))
+        previews.append(fleet.run(preview=True))
+        assert not any(fleet.engine.changes.values()), fleet.engine.changes
+
+    assert comparable(previews[0]) == comparable(previews[1])
+    # What the rotation feeds (passwords and their facts, the connection string, the pull secrets)
+    # is exactly what the last up applied. (Reads of live objects are unknown in a mocked preview.)
+    for kind in (PASSWORD, RELEASE, SECRET, TOKEN):
+        assert [c for c in comparable(previews[1]) if c[0] in {r.name for r in applied.by_type(kind)}] == [
+            c for c in comparable(applied) if c[0] in {r.name for r in applied.by_type(kind)}
+        ]
+    assert rotation_warnings(previews[0]) == rotation_warnings(previews[1]) == []
+
+
+def test_tokens_never_change_in_place(fleet: Fleet) -> None:
+    result = fleet.run()
+    tokens = result.by_type(TOKEN)
+    assert len(tokens) == 2
+    for token in tokens:
+        # Any input change replaces the token (same name, so delete first), never a PUT that would
+        # wipe its passwords; and nothing the program passes carries credentials.
+        assert token.options["replaceOnChanges"] == ["*"]
+        assert token.options["deleteBeforeReplace"] is True
+        assert "credentials" not in token.plain_inputs()
+    for password in result.by_type(PASSWORD):
+        token = next(t for t in tokens if t.urn in password.dependencies)
+        assert password.plain_inputs()["tokenName"] == token.plain_inputs()["tokenName"]
+
+
+RETIREMENT = "pulumi-python:dynamic/edgeregistry:SlotRetirement"
+COMMAND = "command:remote:Command"
+
+
+def test_old_slots_are_retired_only_after_every_consumer_of_their_password() -> None:
+    result = render_stack(stack="dev", stack_dir=STACK_DIR)
+    sync = result.one(RETIREMENT, "sync-slot-retirement")
+    client = result.one(RETIREMENT, "client-slot-retirement")
+
+    assert result.one(RELEASE).urn in sync.dependencies
+    pull_secrets = {s.urn for s in result.by_type(SECRET)}
+    node_applies = {c.urn for c in result.by_type(COMMAND) if c.name.endswith("-apply")}
+    assert pull_secrets and node_applies
+    assert pull_secrets | node_applies <= set(client.dependencies)
+    assert not client.options.get("ignoreChanges")
+
+
+def test_a_cloud_only_run_holds_the_retirements_like_the_edge() -> None:
+    # The edge keeps its stored inputs (old passwords) in a cloud-only run, so no switch may be
+    # recorded and no old slot removed because of it.
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"cloudOnly": True})
+    for retirement in result.by_type(RETIREMENT):
+        assert {"activeSlot", "activeExpiry", "nextSlot", "lastSyncTime", "presentSlots"} <= set(
+            retirement.options["ignoreChanges"]
+        )
