@@ -277,3 +277,35 @@ def test_a_cloud_only_run_holds_the_retirements_like_the_edge() -> None:
         assert {"activeSlot", "activeExpiry", "nextSlot", "lastSyncTime", "presentSlots"} <= set(
             retirement.options["ignoreChanges"]
         )
+
+
+def node_auth_passwords(result: RenderResult) -> set[str]:
+    """The client password each node's registries.yaml gets (configs[endpoint].auth)."""
+    from components.node_payload import decode_apply_stdin
+
+    passwords = set()
+    for command in result.by_type("command:remote:Command"):
+        document = decode_apply_stdin(command.plain_inputs()["stdin"]).document
+        passwords |= {config["auth"]["password"] for config in document["configs"].values() if "auth" in config}
+    return passwords
+
+
+def test_node_credentials_follow_the_pull_secrets_through_a_rotation(fleet: Fleet) -> None:
+    """The nodes' auth takes the same gated client password as the pull secrets: a site that has
+    not synced since the rotation keeps the password it knows on its nodes too."""
+    first = fleet.run()
+    client_1 = fleet.password("client-token-password")
+    assert node_auth_passwords(first) == pull_secret_passwords(first) == {client_1}
+    fleet.synced(T0 + timedelta(hours=1))
+
+    fleet.at(ROTATION)
+    second = fleet.run()  # rotation started, not synced since: nothing switches on the nodes
+    assert node_auth_passwords(second) == pull_secret_passwords(second) == {client_1}
+
+    fleet.synced(ROTATION + timedelta(days=1, hours=1))
+    fleet.at(ROTATION + timedelta(days=1, hours=2))
+    third = fleet.run()  # after a sync: the nodes switch with the pull secrets, before the old slot goes
+    client_2 = fleet.password("client-token-password")
+    assert client_2 != client_1
+    assert node_auth_passwords(third) == pull_secret_passwords(third) == {client_2}
+    assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password1", "password2"}
