@@ -1,5 +1,5 @@
 """The fleet status's ARM reads: per parent registry, one paged list of its connected registries
-and one paged list of its tokens (for password expiries) — never one call per site.
+and one paged list of its tokens (password slots: creation times and expiries) — never one call per site.
 
 It uses the program's ARM rules (``components.arm``): the stack's ``armEndpoint`` as base URL,
 the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-version.
@@ -31,8 +31,9 @@ from components.fleet_model import (
     RegistryListing,
     RegistryRef,
     StatusDetail,
-    TokenExpiries,
+    TokenPasswords,
 )
+from components.rotation import SlotStatus
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -143,12 +144,12 @@ class FleetListingClient:
             for number, page in enumerate(pages, 1):
                 notify(registry, "connected registries", number)
                 connected += [observed_connected_registry(item) for item in page]
-            tokens: dict[str, TokenExpiries] = {}
+            tokens: dict[str, TokenPasswords] = {}
             for number, page in enumerate(client.tokens.list(registry.resource_group, registry.name).by_page(), 1):
                 notify(registry, "tokens", number)
                 for token in page:
                     if token.id:
-                        tokens[token.id.lower()] = token_expiries(token)
+                        tokens[token.id.lower()] = token_passwords(token)
         except AzureError as error:
             return RegistryListing(registry, error=describe_error(error))
         return RegistryListing(registry, tuple(connected), tokens)
@@ -177,11 +178,15 @@ def observed_connected_registry(item: Any) -> ObservedConnectedRegistry:
     )
 
 
-def token_expiries(token: Any) -> TokenExpiries:
-    """A token's password expiries (ARM never returns password values on reads)."""
+def token_passwords(token: Any) -> TokenPasswords:
+    """A token's password slots with their creation times and expiries (ARM never returns
+    password values on reads)."""
     credentials = token.properties.credentials if token.properties else None
     passwords = credentials.passwords or [] if credentials else []
-    return TokenExpiries(name=str(token.name), expiries=tuple(p.expiry for p in passwords if p.expiry))
+    return TokenPasswords(
+        name=str(token.name),
+        slots=tuple(SlotStatus(str(_text(p.name)), p.creation_time, p.expiry) for p in passwords),
+    )
 
 
 def describe_error(error: AzureError) -> str:

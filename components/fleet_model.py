@@ -1,7 +1,8 @@
 """What the fleet status knows: sites as the stack files declare them, connected registries as
 ARM reports them, and one listing per parent registry.
 
-Plain frozen dataclasses with no I/O, shared by the stack reader (``fleet_stacks``), the ARM
+Plain frozen dataclasses with no I/O (a password slot is the rotation rules' own
+``SlotStatus``), shared by the stack reader (``fleet_stacks``), the ARM
 listing client (``fleet_listing``), the verdicts (``fleet_verdicts``) and the renderers
 (``fleet_report``).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from components.rotation import SlotStatus
 
 
 @dataclass(frozen=True, order=True)
@@ -65,11 +68,16 @@ class ObservedConnectedRegistry:
 
 
 @dataclass(frozen=True)
-class TokenExpiries:
-    """A token's password expiries (slots without an expiry never expire and are left out)."""
+class TokenPasswords:
+    """A token's password slots as ARM lists them: name, creation time, expiry (never a value).
+
+    The creation times matter as much as the expiries: after a rotation the old slot stays
+    until the site has synced the new one (components/rotation.py), so which slot is newest,
+    and whether the site synced after it was created, decides which expiry counts.
+    """
 
     name: str
-    expiries: tuple[datetime, ...]
+    slots: tuple[SlotStatus, ...]
 
 
 @dataclass(frozen=True)
@@ -79,5 +87,5 @@ class RegistryListing:
     registry: RegistryRef
     connected_registries: tuple[ObservedConnectedRegistry, ...] = ()
     # keyed by the token's ARM id, lower-cased (ARM ids compare case-insensitively)
-    tokens: dict[str, TokenExpiries] = field(default_factory=dict)
+    tokens: dict[str, TokenPasswords] = field(default_factory=dict)
     error: str | None = None

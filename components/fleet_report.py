@@ -19,7 +19,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from components.fleet_verdicts import FleetReport, SiteStatus
+from components.fleet_verdicts import FleetReport, PasswordExpiry, SiteStatus
 
 PAGE_TEMPLATE = Path(__file__).with_name("fleet_page.html")
 _DATA_MARKER = "/*FLEET_DATA*/null"
@@ -46,8 +46,14 @@ def human_duration(value: timedelta) -> str:
     return f"{minutes}m"
 
 
+def _password(password: PasswordExpiry, now: datetime) -> dict[str, Any]:
+    return {"token": password.token, "slot": password.slot, "expiry": _iso(password.expiry),
+            "secondsToExpiry": (password.expiry - now).total_seconds()}
+
+
 def _site(site: SiteStatus, now: datetime) -> dict[str, Any]:
     observed = site.observed
+    password = site.password
     return {
         "stack": site.stack,
         "registry": site.registry.label,
@@ -62,9 +68,15 @@ def _site(site: SiteStatus, now: datetime) -> dict[str, Any]:
         "schedule": site.schedule,
         "syncWindow": _duration(site.sync_window),
         "version": observed.version,
-        "nearestPasswordExpiry": _iso(site.nearest_expiry),
-        "secondsToPasswordExpiry": (site.nearest_expiry - now).total_seconds() if site.nearest_expiry else None,
-        "passwordToken": site.expiry_token,
+        # The expiry that counts: the newest slot's, or an old slot's the site still relies on.
+        "nearestPasswordExpiry": _iso(password.expiry) if password else None,
+        "secondsToPasswordExpiry": (password.expiry - now).total_seconds() if password else None,
+        "passwordToken": password.token if password else None,
+        "passwordSlot": password.slot if password else None,
+        "passwordAwaitingSync": password.awaiting_sync if password else False,
+        "rotationStuck": site.rotation_stuck,
+        # Old slots the site has synced past: kept a while by the rotation, never a verdict.
+        "retiringPasswords": [_password(r, now) for r in site.retiring_passwords],
         "rotateBeforeDays": site.rotate_before.days,
         "statusDetails": [
             {"type": d.type, "code": d.code, "description": d.description} for d in observed.status_details
@@ -141,12 +153,21 @@ def _windows(site: SiteStatus) -> str:
     return str(site.windows_missed) if site.windows_missed is not None else "-"
 
 
+def _when(moment: datetime, now: datetime) -> str:
+    left = moment - now
+    return f"in {human_duration(left)}" if left.total_seconds() > 0 else f"{human_duration(left)} ago"
+
+
 def _expiry(site: SiteStatus, now: datetime) -> str:
-    if site.nearest_expiry is None:
+    password = site.password
+    if password is None:
         return "-"
-    left = site.nearest_expiry - now
-    when = f"in {human_duration(left)}" if left.total_seconds() > 0 else f"{human_duration(left)} ago"
-    return f"{when} ({site.expiry_token})"
+    note = ""
+    if site.rotation_stuck:
+        note = ", rotation stuck: awaiting a sync"
+    elif password.awaiting_sync:
+        note = ", old password until the site syncs"
+    return f"{_when(password.expiry, now)} ({password.token} {password.slot}{note})"
 
 
 def _verdict(site: SiteStatus) -> Text:
@@ -178,6 +199,9 @@ def render_table(report: FleetReport, out: IO[str], color: bool | None = None) -
     for site in report.sites:
         for detail in site.observed.status_details:
             console.print(f"{site.stack}: status {detail.type or '-'} {detail.code or '-'}: {detail.description or ''}")
+        for old in site.retiring_passwords:
+            console.print(f"{site.stack}: {old.token} {old.slot} expires {_when(old.expiry, now)}: retiring "
+                          "(old password; the site has synced the newer one)")
     if report.orphans:
         console.print(Text("Orphans (in Azure, declared by no stack file):", style="yellow"))
         for orphan in report.orphans:

@@ -9,9 +9,13 @@ A site is
 * **stale** when its last sync is older than N scheduled sync windows (default 3): N windows
   opened after the last sync and closed without one. The windows come from the site's own cron
   and window, as ARM reports them (the stack file's when ARM has none);
-* **password-expiring** / **password-expired** when the nearest expiry of its sync and client
-  token passwords is inside the site's rotation window (``passwordRotateBeforeDays``): the
-  weekly ``pulumi up`` should already have rotated it (docs/runbooks.md, Rotate credentials).
+* **password-expiring** / **password-expired** when a sync or client token password the site
+  may rely on is inside the site's rotation window (``passwordRotateBeforeDays``), or past:
+  the newest slot of a token (the weekly ``pulumi up`` should already have rotated it), or an
+  older slot while the site has not synced since the newest was created (the rotation is stuck
+  waiting for that sync). An older slot the site has synced past is only retiring: a rotation
+  keeps it a while by design (components/rotation.py), inside the window by construction, so
+  it is shown but never flags (docs/runbooks.md, Rotate credentials).
 
 Any of these flags the site. The fleet is flagged when a site is, when a registry could not be
 read, or when a stack file is invalid; that drives the exit code.
@@ -25,12 +29,13 @@ from enum import Enum
 
 from croniter import croniter
 
+from components import rotation
 from components.fleet_model import (
     ObservedConnectedRegistry,
     RegistryListing,
     RegistryRef,
     SiteDeclaration,
-    TokenExpiries,
+    TokenPasswords,
 )
 
 #: Default N: a site is stale after this many scheduled windows without a sync.
@@ -77,6 +82,17 @@ def stale_after(last_sync: datetime, schedule: str, window: timedelta, windows: 
 
 
 @dataclass(frozen=True)
+class PasswordExpiry:
+    """One password slot's expiry, as the report shows it."""
+
+    token: str
+    slot: str
+    expiry: datetime
+    awaiting_sync: bool = False
+    """An older slot the site still relies on: the newer password waits for the site to sync."""
+
+
+@dataclass(frozen=True)
 class SiteStatus:
     """One deployed site: what ARM says about it and the verdicts drawn from that."""
 
@@ -89,8 +105,8 @@ class SiteStatus:
     age: timedelta | None  # since the last sync; None when it never synced
     windows_missed: int | None
     stale_after: timedelta | None
-    nearest_expiry: datetime | None
-    expiry_token: str | None
+    password: PasswordExpiry | None  # the expiry that counts (see password_expiries)
+    retiring_passwords: tuple[PasswordExpiry, ...]
     rotate_before: timedelta
     verdicts: tuple[Verdict, ...]
 
@@ -98,6 +114,12 @@ class SiteStatus:
     def flagged(self) -> bool:
         """Any verdict flags the site."""
         return bool(self.verdicts)
+
+    @property
+    def rotation_stuck(self) -> bool:
+        """The password verdict comes from an old slot whose rotation waits for a sync."""
+        password_verdict = Verdict.PASSWORD_EXPIRING in self.verdicts or Verdict.PASSWORD_EXPIRED in self.verdicts
+        return password_verdict and self.password is not None and self.password.awaiting_sync
 
 
 @dataclass(frozen=True)
@@ -143,23 +165,44 @@ class FleetReport:
         return any(s.flagged for s in self.sites) or bool(self.unreadable) or bool(self.invalid_stacks)
 
 
-def nearest_expiry(
-    observed: ObservedConnectedRegistry, tokens: dict[str, TokenExpiries]
-) -> tuple[datetime, str] | None:
-    """The soonest password expiry among the site's sync and client tokens, and that token's name."""
-    found = [
-        (expiry, token.name)
-        for token_id in observed.token_ids
-        if (token := tokens.get(token_id.lower())) is not None
-        for expiry in token.expiries
-    ]
-    return min(found) if found else None
+def password_expiries(
+    observed: ObservedConnectedRegistry, tokens: dict[str, TokenPasswords]
+) -> tuple[PasswordExpiry | None, tuple[PasswordExpiry, ...]]:
+    """The password expiry that counts among the site's sync and client tokens, and the old
+    slots that are only retiring.
+
+    Per token, a slot counts while the site may rely on it: the newest slot (by creation time);
+    an older one while the site has not synced since the newest was created (the rules'
+    :func:`~components.rotation.awaiting_sync_slots`: the rotation waits for that sync); a slot
+    without a creation time (it cannot be shown to be the old one). An older slot the site has
+    synced past is retiring: ``SlotRetirement`` removes it at a later run. The expiry that
+    counts is the soonest of the slots that count; slots without an expiry never expire.
+    """
+    counted: list[PasswordExpiry] = []
+    retiring: list[PasswordExpiry] = []
+    for token_id in observed.token_ids:
+        token = tokens.get(token_id.lower())
+        if token is None:
+            continue
+        newest = rotation.newest_slot(token.slots)
+        awaiting = {s.name for s in rotation.awaiting_sync_slots(token.slots, observed.last_sync)}
+        for slot in token.slots:
+            if slot.expiry is None:
+                continue
+            entry = PasswordExpiry(token.name, slot.name, rotation.aware(slot.expiry), slot.name in awaiting)
+            older = slot.creation_time is not None and slot is not newest
+            (retiring if older and not entry.awaiting_sync else counted).append(entry)
+
+    def soonest(entry: PasswordExpiry) -> tuple[datetime, str, str]:
+        return entry.expiry, entry.token, entry.slot
+
+    return (min(counted, key=soonest) if counted else None), tuple(sorted(retiring, key=soonest))
 
 
 def site_status(
     declaration: SiteDeclaration,
     observed: ObservedConnectedRegistry,
-    tokens: dict[str, TokenExpiries],
+    tokens: dict[str, TokenPasswords],
     now: datetime,
     stale_windows: int = DEFAULT_STALE_WINDOWS,
 ) -> SiteStatus:
@@ -186,11 +229,11 @@ def site_status(
         if missed >= stale_windows:
             verdicts.append(Verdict.STALE)
 
-    expiry = nearest_expiry(observed, tokens)
-    if expiry is not None:
-        if expiry[0] <= now:
+    password, retiring = password_expiries(observed, tokens)
+    if password is not None:
+        if password.expiry <= now:
             verdicts.append(Verdict.PASSWORD_EXPIRED)
-        elif expiry[0] - now <= declaration.rotate_before:
+        elif rotation.inside_rotation_window(password.expiry, declaration.rotate_before / timedelta(days=1), now):
             verdicts.append(Verdict.PASSWORD_EXPIRING)
     return SiteStatus(
         stack=declaration.stack,
@@ -202,8 +245,8 @@ def site_status(
         age=age,
         windows_missed=missed,
         stale_after=threshold,
-        nearest_expiry=expiry[0] if expiry else None,
-        expiry_token=expiry[1] if expiry else None,
+        password=password,
+        retiring_passwords=retiring,
         rotate_before=declaration.rotate_before,
         verdicts=tuple(verdicts),
     )

@@ -112,7 +112,12 @@ def aware(moment: datetime) -> datetime:
 
 def rotation_due(expiry: str, rotate_before_days: float, at: datetime) -> bool:
     """Whether a password expiring at ``expiry`` is inside its rotation window at ``at``."""
-    return at >= parse_time(expiry) - timedelta(days=float(rotate_before_days))
+    return inside_rotation_window(parse_time(expiry), rotate_before_days, at)
+
+
+def inside_rotation_window(expiry: datetime, rotate_before_days: float, at: datetime) -> bool:
+    """:func:`rotation_due` for an expiry ARM handed over as a datetime (naive means UTC)."""
+    return at >= aware(expiry) - timedelta(days=float(rotate_before_days))
 
 
 def synced_slots(slots: Iterable[SlotStatus], last_sync: datetime | None) -> frozenset[str]:
@@ -122,6 +127,27 @@ def synced_slots(slots: Iterable[SlotStatus], last_sync: datetime | None) -> fro
     return frozenset(
         s.name for s in slots if s.creation_time is not None and aware(s.creation_time) < aware(last_sync)
     )
+
+
+def newest_slot(slots: Iterable[SlotStatus]) -> SlotStatus | None:
+    """The slot created last: the password of the latest rotation. Slots without a creation
+    time cannot be placed and are left out; the first of equally old slots wins."""
+    dated = [s for s in slots if s.creation_time is not None]
+    return max(dated, key=lambda s: aware(s.creation_time)) if dated else None  # type: ignore[arg-type]
+
+
+def awaiting_sync_slots(slots: Sequence[SlotStatus], last_sync: datetime | None) -> list[SlotStatus]:
+    """The older slots the site still relies on: a newer slot exists that the site has not
+    synced since its creation, so on-prem only the older passwords are known.
+
+    Empty when the site has synced the newest slot (an older slot left is merely retiring:
+    ``SlotRetirement`` removes it) or when fewer than two slots have a creation time.
+    """
+    dated = [s for s in slots if s.creation_time is not None]
+    newest = newest_slot(dated)
+    if len(dated) < 2 or newest is None or newest.name in synced_slots(dated, last_sync):
+        return []
+    return [s for s in dated if s is not newest]
 
 
 def slot_facts(slots: Sequence[SlotStatus] | None, last_sync: datetime | None, known: bool = True) -> SlotFacts:
@@ -220,18 +246,13 @@ def stuck_rotation_warnings(
     synced_at = last_sync.strftime("%Y-%m-%dT%H:%M:%SZ") if last_sync else "never"
     state = connection_state or "unknown"
     for token in tokens:
-        slots = [s for s in token.slots or [] if s.creation_time is not None]
-        if len(slots) < 2:
-            continue
-        newest = max(slots, key=lambda s: aware(s.creation_time))  # type: ignore[arg-type]
-        known = synced_slots(slots, last_sync)
-        if newest.name in known:
-            continue
-        for old in slots:
-            if old is newest or old.expiry is None:
+        slots = list(token.slots or [])
+        newest = newest_slot(slots)
+        for old in awaiting_sync_slots(slots, last_sync):
+            if newest is None or old.expiry is None:
                 continue
             expiry = aware(old.expiry)
-            if at < expiry - timedelta(days=float(rotate_before_days)):
+            if not inside_rotation_window(expiry, rotate_before_days, at):
                 continue
             left = expiry - at
             when = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")

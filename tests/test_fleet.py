@@ -29,16 +29,18 @@ from components.fleet_model import (
     RegistryListing,
     RegistryRef,
     SiteDeclaration,
-    TokenExpiries,
+    TokenPasswords,
 )
 from components.fleet_verdicts import (
+    PasswordExpiry,
     Verdict,
     fleet_report,
-    nearest_expiry,
+    password_expiries,
     site_status,
     stale_after,
     windows_since,
 )
+from components.rotation import SlotStatus
 from tests.arm_server import FAKE_BEARER, ArmServer, FakeCredential
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,21 +155,94 @@ def test_the_schedule_ARM_reports_wins_over_the_stack_file() -> None:
     assert site_status(declaration(schedule=HOURLY), garbled, {}, now).schedule == HOURLY
 
 
-def test_nearest_password_expiry_over_the_sync_and_client_tokens() -> None:
+def slot(name: str, created: datetime | None, expiry: datetime | None) -> SlotStatus:
+    return SlotStatus(name, created, expiry)
+
+
+def one_token(*slots: SlotStatus, name: str = "ship01-client-token") -> tuple[tuple[str, ...], dict[str, TokenPasswords]]:
+    """The site's token ids and the registry's tokens, for a site with this one token."""
+    token_id = f"{REGISTRY_PATH}/tokens/{name}"
+    return (token_id,), {token_id.lower(): TokenPasswords(name, slots)}
+
+
+def test_the_expiry_that_counts_is_the_soonest_over_the_sync_and_client_tokens() -> None:
     now = utc(2026, 3, 1, 12, 0)
+    created = now - timedelta(days=10)
     tokens = {
-        f"{REGISTRY_PATH}/tokens/ship01-sync-token".lower(): TokenExpiries("ship01-sync-token", (now + timedelta(days=80),)),
-        f"{REGISTRY_PATH}/tokens/ship01-client-token".lower(): TokenExpiries(
-            "ship01-client-token", (now + timedelta(days=60), now + timedelta(days=20))),
-        f"{REGISTRY_PATH}/tokens/other-token".lower(): TokenExpiries("other-token", (now + timedelta(days=1),)),
+        f"{REGISTRY_PATH}/tokens/ship01-sync-token".lower(): TokenPasswords(
+            "ship01-sync-token", (slot("password1", created, now + timedelta(days=80)),)),
+        f"{REGISTRY_PATH}/tokens/ship01-client-token".lower(): TokenPasswords(
+            "ship01-client-token", (slot("password2", created, now + timedelta(days=20)),
+                                    slot("password1", None, None))),  # no expiry: never expires
+        f"{REGISTRY_PATH}/tokens/other-token".lower(): TokenPasswords(
+            "other-token", (slot("password1", created, now + timedelta(days=1)),)),
     }
     ids = (f"{REGISTRY_PATH}/tokens/ship01-sync-token", f"{REGISTRY_PATH}/TOKENS/Ship01-Client-Token")
     site = observed(last_sync=now, tokens=ids)
-    assert nearest_expiry(site, tokens) == (now + timedelta(days=20), "ship01-client-token")
+    password, retiring = password_expiries(site, tokens)
+    assert password is not None and retiring == ()
+    assert (password.expiry, password.token, password.slot) == (now + timedelta(days=20), "ship01-client-token",
+                                                                 "password2")
     assert site_status(declaration(rotate_days=30), site, tokens, now).verdicts == (Verdict.PASSWORD_EXPIRING,)
     assert site_status(declaration(rotate_days=19), site, tokens, now).verdicts == ()
     assert site_status(declaration(), site, tokens, now + timedelta(days=21)).verdicts[-1] == Verdict.PASSWORD_EXPIRED
-    assert nearest_expiry(observed(tokens=()), tokens) is None
+    assert password_expiries(observed(tokens=()), tokens) == (None, ())
+
+
+# A rotation 3 days ago: the old slot (password1) is inside the 30-day window by construction.
+NOW = utc(2026, 3, 1, 12, 0)
+ROTATED = NOW - timedelta(days=3)
+OLD = slot("password1", NOW - timedelta(days=87), NOW + timedelta(days=3))
+NEW = slot("password2", ROTATED, NOW + timedelta(days=87))
+
+
+def test_an_old_slot_the_site_has_synced_past_is_retiring_not_a_verdict() -> None:
+    ids, tokens = one_token(OLD, NEW)
+    status = site_status(declaration(), observed(last_sync=NOW - timedelta(minutes=5), tokens=ids), tokens, NOW)
+    assert status.verdicts == () and not status.rotation_stuck
+    assert status.password is not None and status.password.slot == "password2"  # the newest slot's expiry shows
+    assert [(r.slot, r.expiry) for r in status.retiring_passwords] == [("password1", OLD.expiry)]
+
+
+def test_an_old_slot_inside_the_window_while_the_site_has_not_synced_the_new_one_is_a_stuck_rotation() -> None:
+    ids, tokens = one_token(OLD, NEW)
+    # Last sync before the new slot was created: on-prem only the old password is known.
+    status = site_status(declaration(), observed(last_sync=ROTATED - timedelta(minutes=5), tokens=ids), tokens, NOW)
+    assert Verdict.PASSWORD_EXPIRING in status.verdicts and status.rotation_stuck
+    assert status.password is not None and (status.password.slot, status.password.awaiting_sync) == ("password1", True)
+    assert status.retiring_passwords == ()
+    never = site_status(declaration(), observed(last_sync=None, tokens=ids), tokens, NOW)
+    assert Verdict.PASSWORD_EXPIRING in never.verdicts and never.rotation_stuck
+
+
+def test_an_old_slot_past_its_expiry_while_the_new_one_is_not_synced_is_expired() -> None:
+    expired = slot("password1", NOW - timedelta(days=90), NOW - timedelta(hours=2))
+    ids, tokens = one_token(expired, NEW)
+    status = site_status(declaration(), observed(last_sync=ROTATED - timedelta(hours=1), tokens=ids), tokens, NOW)
+    assert status.verdicts[-1] == Verdict.PASSWORD_EXPIRED and status.rotation_stuck
+    # Once the site has synced the new one, the expired old slot only waits for its removal.
+    synced = site_status(declaration(), observed(last_sync=NOW - timedelta(minutes=5), tokens=ids), tokens, NOW)
+    assert synced.verdicts == () and [r.slot for r in synced.retiring_passwords] == ["password1"]
+
+
+def test_the_newest_slot_inside_the_window_is_password_expiring() -> None:
+    due = slot("password2", NOW - timedelta(days=80), NOW + timedelta(days=10))
+    retired = slot("password1", NOW - timedelta(days=170), NOW - timedelta(days=80))
+    for slots in ((due,), (retired, due)):
+        ids, tokens = one_token(*slots)
+        status = site_status(declaration(), observed(last_sync=NOW - timedelta(minutes=5), tokens=ids), tokens, NOW)
+        assert status.verdicts == (Verdict.PASSWORD_EXPIRING,) and not status.rotation_stuck
+        assert status.password is not None and status.password.slot == "password2"
+    expired = site_status(declaration(), observed(last_sync=NOW, tokens=ids), tokens, NOW + timedelta(days=11))
+    assert expired.verdicts[-1] == Verdict.PASSWORD_EXPIRED
+
+
+def test_a_slot_without_a_creation_time_counts_since_it_cannot_be_shown_to_be_the_old_one() -> None:
+    undated = slot("password1", None, NOW + timedelta(days=3))
+    ids, tokens = one_token(undated, NEW)
+    status = site_status(declaration(), observed(last_sync=NOW, tokens=ids), tokens, NOW)
+    assert status.verdicts == (Verdict.PASSWORD_EXPIRING,)
+    assert status.password == PasswordExpiry("ship01-client-token", "password1", NOW + timedelta(days=3))
 
 
 def test_fleet_report_finds_orphans_undeployed_stacks_and_unreadable_registries() -> None:
@@ -217,9 +292,10 @@ def cr_document(name: str, state: str, activation: str, last_sync: datetime | No
             "type": "Microsoft.ContainerRegistry/registries/connectedRegistries", "properties": properties}
 
 
-def token_document(name: str, *expiries: datetime) -> dict[str, Any]:
-    passwords = [{"name": f"password{i}", "expiry": _iso(e), "creationTime": "2026-01-01T00:00:00Z"}
-                 for i, e in enumerate(expiries, 1)]
+def token_document(name: str, *slots: tuple[datetime, datetime]) -> dict[str, Any]:
+    """A token with one password slot per (creationTime, expiry), password1 first."""
+    passwords = [{"name": f"password{i}", "creationTime": _iso(created), "expiry": _iso(expiry)}
+                 for i, (created, expiry) in enumerate(slots, 1)]
     return {"id": f"{REGISTRY_PATH}/tokens/{name}", "name": name, "type": "Microsoft.ContainerRegistry/registries/tokens",
             "properties": {"status": "enabled", "scopeMapId": f"{REGISTRY_PATH}/scopeMaps/{name}",
                            "credentials": {"certificates": [], "passwords": passwords}}}
@@ -239,13 +315,17 @@ def fleet_arm_state(arm: ArmServer, now: datetime) -> None:
         cr_document("ship06", "Syncing", "Active", ago(minutes=5)),
         cr_document("oldship99", "Offline", "Active", ago(days=40)),
     ]
-    far = now + timedelta(days=80)
+    issued, far = ago(days=10), now + timedelta(days=80)
     tokens = []
     for cr in crs:
         name = cr["name"]
-        sync_expiry = now - timedelta(days=1) if name == "ship03" else far
-        client_expiry = now + timedelta(days=10) if name == "ship06" else far
-        tokens += [token_document(f"{name}-sync-token", sync_expiry), token_document(f"{name}-client-token", client_expiry)]
+        sync = [(ago(days=91), now - timedelta(days=1)) if name == "ship03" else (issued, far)]
+        client = [(ago(days=80), now + timedelta(days=10)) if name == "ship06" else (issued, far)]
+        if name == "ship01":
+            # Rotated 2 days ago and synced since: the old slot, inside the window by
+            # construction, is retiring (no verdict); the newest slot's expiry counts.
+            sync = [(ago(days=85), now + timedelta(days=5)), (ago(days=2), now + timedelta(days=75))]
+        tokens += [token_document(f"{name}-sync-token", *sync), token_document(f"{name}-client-token", *client)]
     arm.state.listed_connected_registries["contosoedge"] = crs
     arm.state.listed_tokens["contosoedge"] = tokens
     arm.state.registry_errors["brokenedge"] = 403
@@ -304,7 +384,12 @@ def test_status_reports_every_verdict_orphans_undeployed_and_unreadable(tmp_path
     assert sites["ship01"]["windowsSinceLastSync"] in (0, 1) and not sites["ship01"]["flagged"]
     assert sites["ship05"]["windowsSinceLastSync"] >= 4
     assert sites["ship05"]["secondsSinceLastSync"] == pytest.approx(6 * 3600, abs=120)
-    assert sites["ship06"]["passwordToken"] == "ship06-client-token"
+    assert sites["ship06"]["passwordToken"] == "ship06-client-token" and sites["ship06"]["passwordSlot"] == "password1"
+    assert sites["ship01"]["passwordToken"] == "ship01-sync-token" and sites["ship01"]["passwordSlot"] == "password2"
+    assert sites["ship01"]["secondsToPasswordExpiry"] == pytest.approx(75 * 86400, abs=120)
+    (retiring,) = sites["ship01"]["retiringPasswords"]
+    assert (retiring["token"], retiring["slot"]) == ("ship01-sync-token", "password1")
+    assert not sites["ship01"]["rotationStuck"] and not sites["ship06"]["rotationStuck"]
     assert sites["ship06"]["secondsToPasswordExpiry"] == pytest.approx(10 * 86400, abs=120)
     assert sites["ship03"]["statusDetails"][0]["description"] == "Sync failed: parent unreachable"
     assert sites["ship02"]["connectedRegistry"] == "ship02" and sites["ship02"]["version"] == "0.9.0"
