@@ -10,13 +10,17 @@ the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-versi
 * **Throttling**: azure-core's retry policy retries 429 (and 5xx) honouring ``Retry-After``;
   :class:`BoundedRetryPolicy` caps each wait so a huge ``Retry-After`` cannot hang a daily job.
 * **Failures**: a registry that cannot be read comes back as a :class:`RegistryListing` with
-  ``error`` set, never as an exception, so it is one line of the report.
+  ``error`` set, never as an exception, so it is one line of the report. That includes an
+  answer the fleet status cannot use: the SDK leaves a value it cannot deserialize (a
+  ``lastSyncTime`` that is not a date) as the raw string, so every time and duration is
+  type-checked here (:class:`UnexpectedArmData`) before the verdicts compute with it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +37,7 @@ from components.fleet_model import (
     StatusDetail,
     TokenPasswords,
 )
-from components.rotation import SlotStatus
+from components.rotation import SlotStatus, aware
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -48,6 +52,11 @@ DEFAULT_RETRY_TOTAL = 4
 
 #: Called as (registry, what is being listed, page number) while a list is read.
 PageCallback = Callable[[RegistryRef, str, int], None]
+
+
+class UnexpectedArmData(ValueError):
+    """ARM answered, but a value is not of the type its API spec gives (e.g. a time that is not
+    a date-time): the registry is reported as unreadable rather than judged on bad data."""
 
 
 class StaticBearerCredential:
@@ -152,23 +161,31 @@ class FleetListingClient:
                         tokens[token.id.lower()] = token_passwords(token)
         except AzureError as error:
             return RegistryListing(registry, error=describe_error(error))
+        except (ValueError, TypeError) as error:
+            # azure-core's DeserializationError is a ValueError, not an AzureError.
+            detail = str(error) if isinstance(error, UnexpectedArmData) else describe_error(error)
+            return RegistryListing(registry, error=f"unexpected answer from ARM: {detail}")
         return RegistryListing(registry, tuple(connected), tokens)
 
 
 def observed_connected_registry(item: Any) -> ObservedConnectedRegistry:
-    """The SDK's ``ConnectedRegistry`` as the fleet status sees it."""
+    """The SDK's ``ConnectedRegistry`` as the fleet status sees it.
+
+    :raises UnexpectedArmData: a time or duration that is not one.
+    """
     props = item.properties
     parent = props.parent if props else None
     sync = parent.sync_properties if parent else None
     token_ids = ([sync.token_id] if sync and sync.token_id else []) + list(props.client_token_ids or [] if props else [])
+    where = f"connected registry {item.name}"
     return ObservedConnectedRegistry(
         name=str(item.name),
         connection_state=_text(props.connection_state) if props else None,
         activation=_text(props.activation.status) if props and props.activation else None,
-        last_activity=props.last_activity_time if props else None,
-        last_sync=sync.last_sync_time if sync else None,
+        last_activity=_moment(props.last_activity_time, where, "lastActivityTime") if props else None,
+        last_sync=_moment(sync.last_sync_time, where, "parent.syncProperties.lastSyncTime") if sync else None,
         schedule=sync.schedule if sync else None,
-        sync_window=sync.sync_window if sync else None,
+        sync_window=_span(sync.sync_window, where, "parent.syncProperties.syncWindow") if sync else None,
         version=props.version if props else None,
         status_details=tuple(
             StatusDetail(type=d.type, code=d.code, description=d.description)
@@ -180,18 +197,26 @@ def observed_connected_registry(item: Any) -> ObservedConnectedRegistry:
 
 def token_passwords(token: Any) -> TokenPasswords:
     """A token's password slots with their creation times and expiries (ARM never returns
-    password values on reads)."""
+    password values on reads).
+
+    :raises UnexpectedArmData: a creation time or expiry that is not a date-time.
+    """
     credentials = token.properties.credentials if token.properties else None
     passwords = credentials.passwords or [] if credentials else []
-    return TokenPasswords(
-        name=str(token.name),
-        slots=tuple(SlotStatus(str(_text(p.name)), p.creation_time, p.expiry) for p in passwords),
-    )
+    where = f"token {token.name}"
+    slots = []
+    for password in passwords:
+        name = str(_text(password.name))
+        key = f"credentials.passwords[{name}]"
+        slots.append(SlotStatus(name, _moment(password.creation_time, where, f"{key}.creationTime"),
+                                _moment(password.expiry, where, f"{key}.expiry")))
+    return TokenPasswords(name=str(token.name), slots=tuple(slots))
 
 
-def describe_error(error: AzureError) -> str:
+def describe_error(error: Exception) -> str:
     """One line for the report: status and ARM's error code when there is one, then the message."""
-    message = (str(error.message or error) or type(error).__name__).strip().splitlines()[0]
+    text = str(getattr(error, "message", None) or error) or type(error).__name__
+    message = text.strip().splitlines()[0]
     if isinstance(error, HttpResponseError) and error.status_code:
         arm_error = error.error  # ARM's {"error": {"code", "message"}}, when the body had one
         code = arm_error.code if arm_error is not None and arm_error.code else error.reason
@@ -199,6 +224,23 @@ def describe_error(error: AzureError) -> str:
             message = str(arm_error.message).strip().splitlines()[0]
         return f"HTTP {error.status_code} {code}: {message}"
     return f"{type(error).__name__}: {message}"
+
+
+def _moment(value: Any, where: str, key: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise UnexpectedArmData(f"{where}: {key} is {value!r}, not a date-time")
+    return aware(value)
+
+
+def _span(value: Any, where: str, key: str) -> timedelta | None:
+    # isodate gives a Duration, not a timedelta, for years and months: no sync window has those.
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise UnexpectedArmData(f"{where}: {key} is {str(value)!r}, not a duration in days, hours or minutes")
+    return value
 
 
 def _text(value: Any) -> str | None:

@@ -180,7 +180,9 @@ def render_table(report: FleetReport, out: IO[str], color: bool | None = None) -
     """The terminal table: colored when ``out`` is a TTY (or ``color`` is True), plain otherwise."""
     tty = out.isatty() if color is None else color
     # soft_wrap: long lines (an ARM error message) are left to the terminal, never cut or broken.
-    console = Console(file=out, force_terminal=tty, no_color=not tty, highlight=False, soft_wrap=True)
+    # No markup or emoji codes: ARM's text ("passwords[password1]", ":x:") is printed as it is.
+    console = Console(file=out, force_terminal=tty, no_color=not tty, highlight=False, soft_wrap=True,
+                      markup=False, emoji=False)
     now = report.generated_at
     table = Table()
     for column in ("stack", "connected registry", "registry", "state", "activation", "last sync",

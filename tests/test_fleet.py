@@ -507,6 +507,35 @@ def test_a_wrong_token_makes_the_registry_a_line_not_a_crash(tmp_path: Path, arm
     assert "expired-token" not in out
 
 
+@pytest.mark.parametrize(
+    ("where", "key", "bad", "expected"),
+    [
+        ("cr", "lastSyncTime", "yesterday",
+         "connected registry ship01: parent.syncProperties.lastSyncTime is 'yesterday', not a date-time"),
+        ("cr", "syncWindow", "an hour", "connected registry ship01: parent.syncProperties.syncWindow is 'an hour'"),
+        ("token", "expiry", "soon", "token ship01-sync-token: credentials.passwords[password1].expiry is 'soon'"),
+    ],
+)
+def test_a_value_of_the_wrong_type_makes_the_registry_a_line_not_a_traceback(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str], where: str, key: str, bad: str, expected: str
+) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    if where == "cr":
+        ship01 = arm.state.listed_connected_registries["contosoedge"][0]
+        ship01["properties"]["parent"]["syncProperties"][key] = bad
+    else:
+        arm.state.listed_tokens["contosoedge"][0]["properties"]["credentials"]["passwords"][0][key] = bad
+    project = make_project(tmp_path, arm, ["ship01", "ship02"])
+    result = subprocess.run(
+        [sys.executable, "-m", "components.fleet", "status", "--project-dir", str(project), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "Unreadable registries" in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "rg-edge/contosoedge (ship01, ship02)" in line)
+    assert "unexpected answer from ARM: " + expected in line
+
+
 def test_an_invalid_stack_file_is_reported_by_key_and_the_rest_is_still_checked(
     tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]
 ) -> None:
