@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import functools
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from components import fleet
-from components.fleet_listing import FleetListingClient, StaticBearerCredential
+from components.fleet_listing import DEFAULT_RETRY_TOTAL, FleetListingClient, StaticBearerCredential
 from components.fleet_model import (
     ObservedConnectedRegistry,
     RegistryListing,
@@ -494,6 +496,45 @@ def test_without_a_token_in_the_environment_DefaultAzureCredential_is_used() -> 
     assert isinstance(credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": " "}), DefaultAzureCredential)
     token = credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": "abc\n"})
     assert token.get_token("scope").token == "abc"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("failure", "line", "requests"),
+    [
+        (403, "HTTP 403 AuthorizationFailed: The client cannot read registry brokenedge.", 1),
+        (404, "HTTP 404 Failed: The client cannot read registry brokenedge.", 1),  # not retried
+        (500, "HTTP 500 Failed: The client cannot read registry brokenedge.", DEFAULT_RETRY_TOTAL),  # retried
+        ("refused", "ServiceRequestError: ", 0),
+    ],
+)
+def test_a_registry_that_fails_is_one_line_and_the_others_are_still_checked(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    failure: int | str, line: str, requests: int,
+) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    # Retries as in production, without azure-core's exponential backoff (seconds per try).
+    monkeypatch.setattr(fleet, "FleetListingClient", functools.partial(FleetListingClient, retry_backoff_factor=0.01))
+    project = make_project(tmp_path, arm, ["ship01", "ship08"])
+    if failure == "refused":
+        ship08 = project / "Pulumi.ship08.yaml"
+        ship08.write_text(ship08.read_text().replace(arm.base_url, f"https://127.0.0.1:{closed_port()}"))
+    else:
+        arm.state.registry_errors["brokenedge"] = int(failure)
+    code, out, err = run("--project-dir", str(project), "--no-progress")
+    assert code == 1 and "Traceback" not in err, err
+    (unreadable,) = [row for row in out.splitlines() if "rg-edge/brokenedge (ship08): " in row]
+    assert unreadable.split("rg-edge/brokenedge (ship08): ", 1)[1].startswith(line)
+    if failure == "refused":
+        assert "refused" in unreadable.lower()
+    assert len([r for r in arm.requests if "/brokenedge/" in r.path]) == requests
+    assert "1 site(s), 0 flagged" in out and "1 registry(ies) unreadable" in out  # ship01 was checked
 
 
 def test_a_wrong_token_makes_the_registry_a_line_not_a_crash(tmp_path: Path, arm: ArmServer,
