@@ -20,14 +20,24 @@ from pathlib import Path
 
 import pytest
 
-from components.fleet_model import ObservedConnectedRegistry, RegistryListing, RegistryRef, SiteDeclaration
+from components.fleet_model import (
+    ObservedConnectedRegistry,
+    RegistryListing,
+    RegistryRef,
+    SiteDeclaration,
+    StatusDetail,
+    TokenPasswords,
+)
 from components.fleet_report import render_html
 from components.fleet_verdicts import fleet_report
+from components.rotation import SlotStatus
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REF = RegistryRef("https://management.azure.com", "sub", "rg-edge", "contosoedge")
 BROKEN = RegistryRef("https://management.azure.com", "sub", "rg-edge", "brokenedge")
 HOSTILE = "HTTP 403 Forbidden: </script><script>console.error('injected')</script><!--"
+DISK_FULL = "Disk <b>full</b>: storageRequest exceeded"
+SYNC_TOKEN = "/subscriptions/sub/resourceGroups/rg-edge/providers/Microsoft.ContainerRegistry/registries/contosoedge/tokens/ship01-sync-token"
 
 
 def chromium() -> str:
@@ -91,20 +101,28 @@ def sample_report():  # type: ignore[no-untyped-def]
     def declared(stack: str, registry: RegistryRef = REF) -> SiteDeclaration:
         return SiteDeclaration(stack, registry, stack, "30 * * * *", timedelta(hours=1), timedelta(days=30))
 
-    def seen(name: str, state: str, activation: str, last_sync: datetime | None) -> ObservedConnectedRegistry:
+    def seen(name: str, state: str, activation: str, last_sync: datetime | None,
+             details: tuple[StatusDetail, ...] = (), tokens: tuple[str, ...] = ()) -> ObservedConnectedRegistry:
         return ObservedConnectedRegistry(name, state, activation, last_sync, last_sync, "30 * * * *",
-                                         timedelta(hours=1), "0.9.0")
+                                         timedelta(hours=1), "0.9.0", details, tokens)
+
+    # ship01 rotated its sync password 2 days ago and synced since: the old slot is retiring.
+    tokens = {SYNC_TOKEN.lower(): TokenPasswords("ship01-sync-token", (
+        SlotStatus("password1", NOW - timedelta(days=85), NOW + timedelta(days=5)),
+        SlotStatus("password2", NOW - timedelta(days=2), NOW + timedelta(days=88)),
+    ))}
 
     declarations = [declared("ship01"), declared("ship02"), declared("ship04"), declared("ship05"),
                     declared("ship07"), declared("ship08", BROKEN)]
     listings = [
         RegistryListing(REF, (
-            seen("ship01", "Online", "Active", NOW - timedelta(minutes=20)),
+            seen("ship01", "Online", "Active", NOW - timedelta(minutes=20), tokens=(SYNC_TOKEN,)),
             seen("ship02", "Offline", "Active", NOW - timedelta(minutes=40)),
             seen("ship04", "Offline", "Inactive", None),
-            seen("ship05", "Online", "Active", NOW - timedelta(days=2)),
+            seen("ship05", "Online", "Active", NOW - timedelta(days=2),
+                 (StatusDetail("connectedRegistry", "507", DISK_FULL), StatusDetail(None, None, "Sync failed"))),
             seen("oldship99", "Offline", "Active", NOW - timedelta(days=40)),
-        )),
+        ), tokens),
         RegistryListing(BROKEN, error=HOSTILE),
     ]
     return fleet_report(declarations, listings, NOW)
@@ -124,6 +142,16 @@ def test_the_page_renders_the_table_and_the_chart_from_one_document_without_cons
         ("ship01", "ok"), ("ship02", "flagged"), ("ship04", "flagged"), ("ship05", "flagged")]
     verdicts = ["".join(td[2]) for td in dom.find("td", class_="verdict")]
     assert verdicts == ["ok", "offline", "offline, not-activated, stale", "stale"]
+
+    # Under a site's row: its statusDetails (as text: the markup in one stayed text) and its
+    # retiring password slots; sites with neither get no extra row.
+    details = [e[1]["data-details-for"] for e in dom.find("tr", class_="details")]
+    assert details == ["ship01", "ship05"]
+    assert ["".join(d[2]) for d in dom.find("div", class_="status-detail")] == [
+        f"status connectedRegistry 507: {DISK_FULL}", "status - -: Sync failed"]
+    (retiring,) = ["".join(d[2]) for d in dom.find("div", class_="retiring")]
+    assert retiring.startswith("ship01-sync-token password1 expires in 5d: retiring")
+    assert not dom.find("b")
 
     # The chart: a group per site with its bar, and the stale threshold for sites that synced.
     groups = [e[1]["data-stack"] for e in dom.find("g", class_="site")]
