@@ -13,7 +13,7 @@ Credentials: ``EDGE_REGISTRY_ARM_TOKEN`` (a bearer token) when set, else
 (a TLS-inspecting proxy, the tests' local ARM) set ``REQUESTS_CA_BUNDLE``.
 
 Exit codes: 0 nothing flagged; 1 a site is flagged, a registry could not be read or a stack
-file is invalid; 2 usage error (no project, no stack files, bad option).
+file is invalid; 2 usage error (no project, no stack files or only examples, bad option).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import IO
 from components.fleet_listing import DEFAULT_MAX_RETRY_WAIT, FleetListingClient, credential_from_environment
 from components.fleet_model import RegistryRef
 from components.fleet_report import render_html, render_json, render_table
-from components.fleet_stacks import read_declarations
+from components.example_stacks import EXAMPLES_FILE
+from components.fleet_stacks import example_stack_files, read_declarations
 from components.fleet_verdicts import DEFAULT_STALE_WINDOWS, fleet_report
 from components.render import REPO_ROOT
 
@@ -109,7 +110,17 @@ def status(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         return EXIT_USAGE
     declarations, invalid = read_declarations(project_dir)
     if not declarations and not invalid:
-        stderr.write(f"fleet: {project_dir}: no Pulumi.<site>.yaml stack files\n")
+        examples = example_stack_files(project_dir)
+        if examples:
+            # Pulumi.dev.yaml ships as an example: "no stack files" would read as a wrong directory.
+            names = ", ".join(f"Pulumi.{stack}.yaml" for stack in examples)
+            stderr.write(
+                f"fleet: {project_dir}: only example stacks, which are not sites: {names} (listed in "
+                f"{EXAMPLES_FILE.as_posix()}); add a site's Pulumi.<site>.yaml, or make an example a site by "
+                "deleting its line there\n"
+            )
+        else:
+            stderr.write(f"fleet: {project_dir}: no Pulumi.<site>.yaml stack files\n")
         return EXIT_USAGE
     for stack in invalid:
         for problem in stack.problems:

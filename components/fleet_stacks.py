@@ -46,6 +46,12 @@ def read_declarations(
     return sites, invalid
 
 
+def example_stack_files(project_dir: Path) -> list[str]:
+    """The stacks of ``project_dir`` that :func:`read_declarations` skips as examples."""
+    examples = example_stacks(project_dir)
+    return [stack for stack in known_stacks(project_dir) if stack in examples]
+
+
 def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) -> SiteDeclaration:
     """One stack's site. :raises ConfigError: one line per problem, naming the key."""
     config, _secret_keys, _notes = load_stack_config(project_dir, stack)

@@ -604,6 +604,18 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert exit_info.value.code == 2
 
 
+def test_only_example_stacks_is_said_so_not_no_stack_files(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    for name in ("dev", "demo"):
+        shutil.copy(FIXTURES / "Pulumi.ship01.yaml", tmp_path / f"Pulumi.{name}.yaml")
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "example-stacks.txt").write_text("dev\ndemo  # a second example\n")
+    code, _out, err = run("--project-dir", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert "only example stacks" in err and "Pulumi.demo.yaml, Pulumi.dev.yaml" in err
+    assert ".github/example-stacks.txt" in err and "no Pulumi.<site>.yaml stack files" not in err
+
+
 def test_the_command_line_end_to_end(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
     """`python -m components.fleet status` in a subprocess: exit code, JSON on stdout, HTML file."""
     fleet_arm_state(arm, datetime.now(UTC))
