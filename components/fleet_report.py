@@ -146,7 +146,10 @@ def render_html(report: FleetReport) -> str:
 # --- terminal table ----------------------------------------------------------------------------
 
 def _age(site: SiteStatus) -> str:
-    return f"{human_duration(site.age)} ago" if site.age is not None else "never"
+    if site.age is None:
+        return "never"
+    # ARM's clock or this machine's is off: "9m ago" would hide that.
+    return f"{human_duration(site.age)} in the future" if site.age < timedelta(0) else f"{human_duration(site.age)} ago"
 
 
 def _windows(site: SiteStatus) -> str:

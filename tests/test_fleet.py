@@ -33,6 +33,7 @@ from components.fleet_model import (
     SiteDeclaration,
     TokenPasswords,
 )
+from components.fleet_report import render_table
 from components.fleet_verdicts import (
     PasswordExpiry,
     Verdict,
@@ -133,6 +134,17 @@ def test_connection_state_and_activation_verdicts(state: str | None, activation:
     found = site_status(declaration(), observed(state=state, activation=activation,  # type: ignore[arg-type]
                                                 last_sync=now - timedelta(minutes=5)), {}, now)
     assert found.verdicts == expected
+
+
+def test_a_last_sync_in_the_future_reads_so_not_ago() -> None:
+    """Clock skew between ARM and this machine: the table must not say "9m ago"."""
+    now = utc(2026, 3, 1, 12, 0)
+    ahead = site_status(declaration(), observed(last_sync=now + timedelta(minutes=9)), {}, now)
+    assert ahead.verdicts == () and ahead.windows_missed == 0
+    out = io.StringIO()
+    render_table(fleet_report([declaration()], [RegistryListing(REF, (ahead.observed,))], now), out, color=False)
+    row = next(line for line in out.getvalue().splitlines() if "ship01" in line)
+    assert "9m in the future" in row and "ago" not in row
 
 
 def test_stale_after_n_windows_and_n_is_a_parameter() -> None:
