@@ -56,3 +56,29 @@ def test_vendored_files_note_their_source_and_licence() -> None:
         if vendored.name != "README.md":
             assert f"`{vendored.name}`" in notes, f"{vendored.name}: no source/licence note"
     assert "Apache-2.0" in notes and "pulumi/pulumi" in notes
+
+
+#: A path built from the repository root to one of its stack files (``Pulumi.<name>.yaml``, a
+#: literal name or an f-string): the root's stacks are the adopter's, not test data.
+ROOT_STACK_FILE = re.compile(r"""ROOT\s*/\s*f?["']Pulumi\.[^"'/]+\.yaml["']""")
+
+
+def test_no_test_reads_a_stack_file_at_the_repository_root() -> None:
+    """The example ``Pulumi.dev.yaml`` and the real sites at the root belong to the adopter, who
+    may edit or delete them: tests read their own stacks (tests/fixture_stacks.py, tests/stacks/).
+    ``Pulumi.yaml``, the project file, is the program's and may be read. (Checks that hold for any
+    stack, such as "no stack file holds a credential", may go over every root stack with a glob.)"""
+    assert ROOT_STACK_FILE.search('stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())')
+    assert ROOT_STACK_FILE.search('REPO_ROOT / f"Pulumi.{stack}.yaml"')
+    assert not ROOT_STACK_FILE.search('shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")')
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if path.resolve() != THIS
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if ROOT_STACK_FILE.search(line)
+    ]
+    assert not offenders, (
+        "reads the adopter's stack file at the repository root; use tests.fixture_stacks.stack_file() "
+        "(tests/stacks/) instead:\n" + "\n".join(offenders)
+    )

@@ -24,6 +24,7 @@ from components.stack_config import (
     read_stack_config,
     stack_file_secret_leaves,
 )
+from tests.fixture_stacks import stack_file
 from tests.test_config import valid, with_
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +34,13 @@ CIPHERTEXT = "v1:c2VjcmV0LWZyb20tdGhlLXN0YWNrLWZpbGU="
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
-    """The repository's project with a dev stack whose chartValues holds one nested secure leaf,
-    as `pulumi config set --secret --path 'chartValues.auth.password' ...` writes it."""
+    """The repository's project with the suite's dev stack (tests/stacks/), whose chartValues holds
+    one nested secure leaf, as `pulumi config set --secret --path 'chartValues.auth.password' ...`
+    writes it."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack = yaml.safe_load(stack_file("dev").read_text())
+    # https, the default, so the certificate and key are among the release's secrets too.
+    del stack["config"]["edge-registry:httpEnabled"]
     stack["config"]["edge-registry:chartValues"] = {
         "auth": {"password": {"secure": CIPHERTEXT}, "user": "reader"},
         "resources": {"limits": {"cpu": "500m"}},
