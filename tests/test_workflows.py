@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,24 +231,76 @@ def test_the_example_stack_is_skipped_until_its_owner_opts_it_in(pushed_repo) ->
     assert select_stacks(repo, "push", edited, opted_in) == ["dev"]
 
 
-def test_the_shipped_example_is_listed_as_an_example() -> None:
+#: The subscription the shipped example stack carries: no real site has it.
+EXAMPLE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+def load_workflow_stacks() -> Any:
     from importlib import util
 
     spec = util.spec_from_file_location("workflow_stacks", ROOT / "scripts" / "workflow_stacks.py")
     assert spec and spec.loader
     module = util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert "dev" in module.example_stacks(ROOT)
-    assert "dev" not in module.all_sites(ROOT)
+    return module
 
 
-@pytest.mark.parametrize(("file", "job"), [("preview.yml", "preview"), ("deploy.yml", "deploy"),
-                                           ("decommission.yml", "decommission")])
+def test_every_stack_with_the_example_subscription_is_listed_as_an_example() -> None:
+    """Holds whatever the adopter does with the shipped ``Pulumi.dev.yaml`` (keep it, delete it,
+    or edit it into a real site and delete its line in .github/example-stacks.txt): a root stack
+    still on the all-zero example subscription is never a site the workflows preview or deploy."""
+    module = load_workflow_stacks()
+    examples, sites = module.example_stacks(ROOT), module.all_sites(ROOT)
+    for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
+        config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+        if str(config.get("azure-native:subscriptionId", "")) != EXAMPLE_SUBSCRIPTION:
+            continue
+        stack = stack_file.name[len("Pulumi."):-len(".yaml")]
+        assert stack in examples and stack not in sites, (
+            f"{stack_file.name} has the example subscription {EXAMPLE_SUBSCRIPTION}: list `{stack}` in "
+            ".github/example-stacks.txt, or set its real azure-native:subscriptionId (README, Operating a fleet)"
+        )
+
+
+#: ``pulumi`` as a command word in a ``run:`` script (not ``pulumi-stack-…`` or ``pulumi/actions``).
+PULUMI_COMMAND = re.compile(r"(?:^|[\s;&|(`])pulumi(?=\s|$)")
+
+
+def calls_pulumi(workflow_step: dict[str, Any]) -> bool:
+    """A step that runs the Pulumi CLI: the pulumi/actions action, or a script that calls it."""
+    if workflow_step.get("uses", "").split("@")[0] == "pulumi/actions":
+        return True
+    script = "\n".join(line for line in workflow_step.get("run", "").splitlines() if not line.lstrip().startswith("#"))
+    return bool(PULUMI_COMMAND.search(script))
+
+
+def pulumi_jobs() -> list[tuple[str, str]]:
+    """Every (workflow file, job) with a step that runs the Pulumi CLI, found in the files."""
+    return [
+        (path.name, name)
+        for path in FILES
+        for name, job in workflow(path.name)["jobs"].items()
+        if any(calls_pulumi(s) for s in job.get("steps", []))
+    ]
+
+
+def test_pulumi_jobs_are_found_in_the_workflow_files() -> None:
+    assert calls_pulumi({"run": "set -e\npulumi login --non-interactive \"$URL\""})
+    assert calls_pulumi({"run": "cd x && pulumi stack ls"})
+    assert calls_pulumi({"uses": "pulumi/actions@v7"})
+    assert not calls_pulumi({"run": "echo pulumi-stack-ship01\n# pulumi up runs below\n"})
+    assert not calls_pulumi({"uses": "actions/checkout@v5"})
+    assert {("preview.yml", "preview"), ("deploy.yml", "deploy"), ("decommission.yml", "decommission")} <= set(
+        pulumi_jobs()
+    )
+
+
+@pytest.mark.parametrize(("file", "job"), pulumi_jobs())
 def test_every_job_that_uses_the_backend_refuses_to_run_without_one(tmp_path: Path, file: str, job: str) -> None:
     definition = workflow(file)["jobs"][job]
     # The variable is one of the job's environment (docs/runbooks.md): checked where it is read.
-    assert definition["environment"] in ("preview", "production")
-    assert definition["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert definition.get("environment") in ("preview", "production"), f"{file} {job}: no environment"
+    assert definition.get("env", {}).get("PULUMI_BACKEND_URL") == "${{ vars.PULUMI_BACKEND_URL }}"
     guard = step(definition, "explicit state backend")
     assert definition["steps"].index(guard) == 0, "the guard runs before anything else"
     refused = run_script(guard["run"], tmp_path, {"PULUMI_BACKEND_URL": ""})
