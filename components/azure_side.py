@@ -136,7 +136,15 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 # Never updated in place: a PUT of the token without `credentials` wipes its
                 # passwords. Any changed input replaces the token (same name: delete first), and
                 # its TokenPassword with it.
-                opts=pulumi.ResourceOptions.merge(same_name, pulumi.ResourceOptions(replace_on_changes=["*"])),
+                # `credentials` is never passed: TokenPassword owns the passwords. But a refresh
+                # (the workflows preview and deploy with --refresh) copies the passwords ARM
+                # reports into the token's stored inputs (docs/azure.md, "Token passwords"), and
+                # without ignore_changes the next diff would see them "removed" and replace the
+                # token: for the sync token a delete ARM refuses while its connected registry
+                # exists, or one that ends the site's sync for good.
+                opts=pulumi.ResourceOptions.merge(
+                    same_name, pulumi.ResourceOptions(replace_on_changes=["*"], ignore_changes=["credentials"])
+                ),
                 **common,
             )
 

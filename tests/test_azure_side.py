@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import ConfigError
-from components.render import CloudFakes, RenderResult, render_stack
+from components.render import CloudFakes, RenderResult, render_stack, reveal
 from tests.fixture_stacks import STACK_DIR
 
 SCOPE_MAP = "azure-native:containerregistry:ScopeMap"
@@ -147,3 +147,38 @@ def test_read_write_mode_adds_write_actions() -> None:
     assert "repositories/hello-world/content/write" in actions
     assert "repositories/hello-world/content/delete" in actions
     assert result.one(CONNECTED_REGISTRY).plain_inputs()["mode"] == "ReadWrite"
+
+
+# --- tokens and refresh --------------------------------------------------------------------------
+
+
+def refreshed(state: dict[str, dict], urn: str, passwords: list[dict[str, str]]) -> dict[str, dict]:
+    """What azure-native's refresh leaves in the state: the passwords ARM reports, as inputs."""
+    after = {key: dict(value) for key, value in state.items()}
+    after[urn]["credentials"] = {"passwords": passwords, "certificates": []}
+    return after
+
+
+def test_tokens_ignore_the_credentials_a_refresh_copies_into_their_inputs(dev: RenderResult) -> None:
+    for kind in ("sync", "client"):
+        options = dev.one(TOKEN, f"-{kind}-token").options
+        assert options["ignoreChanges"] == ["credentials"]
+        assert options["replaceOnChanges"] == ["*"] and options["deleteBeforeReplace"] is True
+
+
+def test_a_refresh_after_a_password_was_issued_leaves_the_tokens_unchanged(dev: RenderResult) -> None:
+    from tests.test_cloud_only import changes, stored
+
+    state = stored(dev)
+    issued = [{"name": "password1", "creationTime": "2025-01-01T00:00:00Z", "expiry": "2030-01-01T00:00:00Z"}]
+    tokens = [dev.one(TOKEN, f"-{kind}-token") for kind in ("sync", "client")]
+    for token in tokens:
+        assert "credentials" not in token.plain_inputs()  # the program never passes them
+        state = refreshed(state, token.urn, issued)
+
+    assert changes(render_stack(stack="dev", stack_dir=STACK_DIR, catalog=lambda _server: CATALOG), state) == {}
+    # Without the option the engine would diff the program's inputs as they are: `credentials`
+    # removed, which replaceOnChanges ["*"] makes a replacement of each token.
+    for token in tokens:
+        new, old = reveal(token.inputs), state[token.urn]
+        assert sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k)) == ["credentials"]
