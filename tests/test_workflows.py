@@ -475,21 +475,57 @@ def test_fleet_status_runs_daily_logs_in_with_oidc_and_keeps_the_page() -> None:
     (login,) = uses(job, "azure/login")
     assert login["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"
     (upload,) = uses(job, "actions/upload-artifact")
-    assert upload["if"] == "always()" and upload["with"]["path"] == "fleet-status.html"
+    assert upload["if"] == "always() && steps.precheck.outputs.check == 'true'"
+    assert upload["with"]["path"] == "fleet-status.html"
     names = [s.get("uses", "").split("@")[0] or s.get("name", "") for s in job["steps"]]
     assert names.index("Check the settings and stack files the status needs") < names.index("azure/login")
     assert names.index("azure/login") < names.index("Fleet status into the job summary")
 
 
-def test_fleet_status_refuses_to_run_without_its_settings_or_stack_files(tmp_path: Path) -> None:
+def fleet_status_checkout(root: Path) -> Path:
+    """What the pre-check needs of the checkout: the stack lister and the example list's reader."""
+    (root / "scripts").mkdir()
+    (root / "components").mkdir()
+    shutil.copy(ROOT / "scripts" / "workflow_stacks.py", root / "scripts" / "workflow_stacks.py")
+    for module in ("__init__.py", "example_stacks.py"):
+        shutil.copy(ROOT / "components" / module, root / "components" / module)
+    return root
+
+
+def test_fleet_status_refuses_to_run_without_its_settings(tmp_path: Path) -> None:
     check = step(workflow("fleet-status.yml")["jobs"]["status"], "Check the settings")["run"]
-    settings = {"AZURE_CLIENT_ID": "app", "AZURE_TENANT_ID": "tenant", "AZURE_SUBSCRIPTION_ID": "sub"}
-    no_stacks = run_script(check, tmp_path, settings)
-    assert no_stacks.returncode == 1 and "no Pulumi.<site>.yaml" in no_stacks.stdout
-    (tmp_path / "Pulumi.ship01.yaml").write_text("config: {}\n")
-    assert run_script(check, tmp_path, settings).returncode == 0
-    missing = run_script(check, tmp_path, {**settings, "AZURE_TENANT_ID": ""})
+    repo = fleet_status_checkout(tmp_path)
+    settings = {"AZURE_CLIENT_ID": "app", "AZURE_TENANT_ID": "tenant", "AZURE_SUBSCRIPTION_ID": "sub",
+                "GITHUB_OUTPUT": str(repo / ".out")}
+    (repo / "Pulumi.ship01.yaml").write_text("config: {}\n")
+    ready = run_script(check, repo, settings)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert outputs(repo / ".out") == {"check": "true"} and '["ship01"]' in ready.stdout
+    (repo / ".out").unlink()
+    missing = run_script(check, repo, {**settings, "AZURE_TENANT_ID": ""})
     assert missing.returncode == 1 and "AZURE_TENANT_ID" in missing.stdout and "AZURE_CLIENT_ID" not in missing.stdout
+    assert not (repo / ".out").exists()
+
+
+def test_fleet_status_skips_a_repository_with_no_real_site_yet(tmp_path: Path) -> None:
+    """As shipped (only the example) or with no stack file at all, the daily run is green and says
+    why, whatever the variables: an adopter's first days are not a daily failure."""
+    fleet = workflow("fleet-status.yml")["jobs"]["status"]
+    check = step(fleet, "Check the settings")
+    repo = fleet_status_checkout(tmp_path)
+    env = {"GITHUB_OUTPUT": str(repo / ".out")}  # no AZURE_* variables either
+    for stack in ((), ("dev",)):
+        for name in stack:
+            (repo / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+            (repo / ".github").mkdir()
+            (repo / ".github" / "example-stacks.txt").write_text("# examples\ndev\n")
+        skipped = run_script(check["run"], repo, env)
+        assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+        assert "::notice" in skipped.stdout and ".github/example-stacks.txt" in skipped.stdout
+        assert outputs(repo / ".out") == {"check": "false"}
+    # Every later step is skipped then: none runs on check=false.
+    later = fleet["steps"][fleet["steps"].index(check) + 1:]
+    assert later and all("steps.precheck.outputs.check == 'true'" in s.get("if", "") for s in later)
 
 
 @pytest.mark.parametrize(("exit_code", "annotation"), [(0, None), (1, "a site is flagged"), (3, "failed (exit 3)")])
