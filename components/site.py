@@ -34,7 +34,7 @@ from components.node_reader import read_command as preview_read_command
 from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
-from components.site_tls import SiteTls, SiteTlsArgs, service_dns_names
+from components.site_tls import SiteTls, SiteTlsArgs, check_brought_expiry, service_dns_names
 from components.stack_config import StackConfig, hide_leaves, read_stack_config
 from components.sync_status import ArmSyncStatusReader, SyncStatusReader
 
@@ -289,6 +289,10 @@ def site_tls(name: str, site: SiteConfig, parent: pulumi.Resource) -> SiteTls | 
     def secret(value: Any) -> pulumi.Output[str] | None:
         return pulumi.Output.secret(value.get_secret_value()) if value is not None else None
 
+    check_brought_expiry(
+        {"tlsCertificate": site.tls_certificate, "tlsCaCertificate": site.tls_ca_certificate},
+        site.certificate_renew_before_days, parent,
+    )
     return SiteTls(
         f"{name}-tls",
         SiteTlsArgs(

@@ -8,7 +8,9 @@ Three ways, chosen by config (README, "HTTPS"):
 * **own CA** (``tlsCaCertificate`` + ``tlsCaKey``): the server certificate is issued and renewed
   with the site's CA;
 * **own certificate** (``tlsCertificate`` + ``tlsKey`` + ``tlsCaCertificate``): used as given;
-  renewing it is the operator's job (config refuses an expired one).
+  renewing it is the operator's job. :func:`check_brought_expiry` warns on every run once a
+  brought certificate is within ``certificateRenewBeforeDays`` of expiry and stops the run once it
+  has expired.
 
 Every PEM leaves this component as a secret Output: the keys are secrets, and the certificates are
 kept secret too so that a brought one set with ``--secret`` is never printed.
@@ -16,16 +18,63 @@ kept secret too so that a brought one set with ``--secret`` is never printed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
+from pydantic import SecretStr
 
+from components import site_certificates, tls
+from components.config import PROJECT, ConfigError, is_placeholder
 from components.site_certificates import CA_VALIDITY_DAYS, ServerCertificate, SiteCa
+
+#: What to do about a brought certificate nearing expiry, by config key.
+_RENEW_HINT = {
+    "tlsCertificate": "issue a new one for the same ClusterIP and set it with tlsKey "
+    "(pulumi config set --secret edge-registry:tlsCertificate < server.crt)",
+    "tlsCaCertificate": "the nodes trust only this CA: bring its successor before then "
+    "(docs/runbooks.md, \"Rotate credentials\")",
+}
 
 
 def service_dns_names(service: str, namespace: str) -> list[str]:
     """The names the registry's Service answers to inside the cluster, shortest first."""
     return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
+def check_brought_expiry(
+    brought: Mapping[str, SecretStr | None], renew_before_days: float, resource: pulumi.Resource | None = None
+) -> None:
+    """Warn about brought certificates (config key -> PEM) within ``renew_before_days`` of expiry;
+    raise :class:`ConfigError` naming every one that has expired.
+
+    The program renews only what it issues: a brought certificate runs out unless the operator
+    replaces it, so every run (preview too) says so while there is time. The config model refuses
+    an expired one when it can check all the material; this runs at program time with the
+    certificate clock, and also where the offline render stands in for a secret next to it.
+    Only the key and the date are named: the PEM itself is a secret.
+    """
+    at = site_certificates.now()
+    expired: list[str] = []
+    for key, value in brought.items():
+        text = value.get_secret_value() if value is not None else ""
+        if not text or is_placeholder(text):
+            continue
+        try:
+            not_after = tls.load_certificate(text).not_valid_after_utc
+        except tls.TlsMaterialError:
+            continue  # the config model reports malformed material by its key
+        hint = _RENEW_HINT.get(key, "replace it")
+        if not_after <= at:
+            expired.append(f"{PROJECT}:{key}: expired on {tls.format_time(not_after)}: {hint}")
+        elif tls.renewal_due(tls.format_time(not_after), renew_before_days, at):
+            pulumi.log.warn(
+                f"{PROJECT}:{key}: expires on {tls.format_time(not_after)}, within certificateRenewBeforeDays "
+                f"({renew_before_days:g}); the program does not renew a brought certificate: {hint}",
+                resource=resource,
+            )
+    if expired:
+        raise ConfigError(expired)
 
 
 @dataclass(kw_only=True)
