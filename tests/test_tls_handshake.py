@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from components import site_certificates as sc
+from components.site_tls import service_dns_names
 from tests import netns
 from tests.k8s_mocks import SECRET
 from tests.registry_server import REGISTRY_BIN, build_oci_layout, registry_config, require_tools, write_htpasswd
@@ -43,7 +44,8 @@ LOGIN_SERVER = "contosoedge.azurecr.io"
 REPOSITORY = "samples/hello"
 TAG = "v1"
 PAYLOAD = b"hello over https\n"
-DNS_NAMES = ["connected-registry", "connected-registry.connected-registry.svc"]
+#: The names the program gives the certificate (the handshake itself checks the IP).
+DNS_NAMES = service_dns_names("connected-registry", "connected-registry")
 
 
 @dataclass(frozen=True)
