@@ -2,9 +2,10 @@
 
 The real program (components/site.py) runs under the SDK's mocks (components/render.py), with two
 real pieces plugged in: the sync status is read by the real ARM reader from tests/arm_server.py,
-and the TokenPassword / ConnectedRegistryDeactivation registrations are handled by their real
-providers, called the way the engine calls them (create for a new resource; diff, then update on
-``up`` only). So each "run" below is one ``pulumi up`` or ``pulumi preview`` of the dev stack.
+and the dynamic resources (TokenPassword, SlotRetirement, ConnectedRegistryDeactivation and, on an
+https site, SiteCa and ServerCertificate) are handled by their real providers, called the way the
+engine calls them (create for a new resource; diff, then update or replace on ``up`` only). So
+each "run" below is one ``pulumi up`` or ``pulumi preview`` of the dev stack.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from components import rotation, token_password
+from components import rotation, site_certificates, tls, token_password
 from components.arm import ArmClient
 from components.deactivation import ConnectedRegistryDeactivationProvider
-from components.render import UNKNOWN, CloudFakes, RenderResult, render_stack
+from components.render import UNKNOWN, CloudFakes, RenderResult, render_stack, reveal
+from components.site_certificates import ServerCertificateProvider, SiteCaProvider
 from components.slot_retirement import SlotRetirementProvider
 from components.sync_status import ArmSyncStatusReader
 from components.token_password import TokenPasswordProvider
@@ -49,15 +51,23 @@ class Engine:
         self.states: dict[str, tuple[str, dict[str, Any]]] = {}
         self.preview = False
         self.changes: dict[str, bool] = {}
+        self.replaces: dict[str, list[str]] = {}
+
+    def provider(self, inputs: dict[str, Any]) -> Any:
+        """The provider behind a registration, told apart by its inputs as the render fakes do."""
+        if "tokenId" in inputs:
+            return TokenPasswordProvider(self.client_factory)
+        if "activeSlot" in inputs:
+            return SlotRetirementProvider(self.client_factory)
+        if "commonName" in inputs:
+            return SiteCaProvider()
+        if "caCertificatePem" in inputs:
+            return ServerCertificateProvider()
+        return ConnectedRegistryDeactivationProvider(self.client_factory)
 
     def __call__(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        provider: Any
-        if "tokenId" in inputs:
-            provider = TokenPasswordProvider(self.client_factory)
-        elif "activeSlot" in inputs:
-            provider = SlotRetirementProvider(self.client_factory)
-        else:
-            provider = ConnectedRegistryDeactivationProvider(self.client_factory)
+        inputs = reveal(inputs)  # the engine hands a dynamic provider plain values, secrets too
+        provider = self.provider(inputs)
         olds = self.states.get(name)
         checked = provider.check(olds[1] if olds else {}, inputs)
         assert checked.failures == []
@@ -70,8 +80,19 @@ class Engine:
             self.states[name] = (created.id, created.outs)
             return self.states[name]
         diff = provider.diff(olds[0], olds[1], news)
-        assert not diff.replaces, f"{name} would be replaced: {diff.replaces}"
         self.changes[name] = bool(diff.changes)
+        if diff.replaces:
+            # Renewing a certificate is a replacement; nothing else may ever be replaced.
+            assert isinstance(provider, (SiteCaProvider, ServerCertificateProvider)), (
+                f"{name} would be replaced: {diff.replaces}"
+            )
+            self.replaces[name] = list(diff.replaces)
+            if self.preview:
+                # The replacement is created on `up`: what it issues is unknown to dependents.
+                return olds[0], {**news, **{key: UNKNOWN for key in provider.output_keys}}
+            created = provider.create(news)  # create before delete; delete removes nothing
+            self.states[name] = (created.id, created.outs)
+            return self.states[name]
         if diff.changes and self.preview:
             # Like the engine for a provider without preview support: the planned outputs are the
             # new inputs, so the outputs the update would compute are unknown to dependents.
@@ -84,13 +105,21 @@ class Engine:
 class Fleet:
     """The dev stack, run after run, against the local ARM server."""
 
-    def __init__(self, arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any):
+    def __init__(
+        self,
+        arm: ArmServer,
+        client_factory: Callable[[str, str | None], ArmClient],
+        monkeypatch: Any,
+        overrides: dict[str, Any] | None = None,
+    ):
         self.arm = arm
         self.engine = Engine(client_factory)
         self.reader = ArmSyncStatusReader(client_factory)
+        self.overrides = overrides or {}
         self.time = T0
         monkeypatch.setattr(token_password, "now", lambda: self.time)
         monkeypatch.setattr(rotation, "now", lambda: self.time)
+        monkeypatch.setattr(site_certificates, "now", lambda: self.time)
         # The azure-native resources are mocked; ARM holds what they would have created.
         arm.state.add_token(SYNC_TOKEN)
         arm.state.add_token(CLIENT_TOKEN)
@@ -108,6 +137,7 @@ class Fleet:
     def run(self, preview: bool = False) -> RenderResult:
         self.engine.preview = preview
         self.engine.changes = {}
+        self.engine.replaces = {}
         return render_stack(
             stack="dev",
             stack_dir=STACK_DIR,
@@ -115,6 +145,7 @@ class Fleet:
                 "armEndpoint": self.arm.base_url,
                 "passwordExpiryDays": 30,
                 "passwordRotateBeforeDays": 7,
+                **self.overrides,
             },
             fakes=CloudFakes(sync_status=self.reader, dynamic_state=self.engine),
             preview=preview,
@@ -309,3 +340,88 @@ def test_node_credentials_follow_the_pull_secrets_through_a_rotation(fleet: Flee
     assert client_2 != client_1
     assert node_auth_passwords(third) == pull_secret_passwords(third) == {client_2}
     assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password1", "password2"}
+
+
+# --- an https site: the certificates through ups and previews ------------------------------------
+
+SITE_CA = "pulumi-python:dynamic/edgeregistry:SiteCa"
+SERVER_CERTIFICATE = "pulumi-python:dynamic/edgeregistry:ServerCertificate"
+#: A short-lived server certificate, so its renewal comes long before the passwords' (23 days).
+CERTIFICATE_DAYS, RENEW_BEFORE_DAYS = 10, 3
+RENEWAL = T0 + timedelta(days=CERTIFICATE_DAYS - RENEW_BEFORE_DAYS, hours=1)
+
+
+@pytest.fixture
+def https_fleet(arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any) -> Fleet:
+    return Fleet(arm, client_factory, monkeypatch, overrides={
+        "httpEnabled": False,
+        "certificateValidityDays": CERTIFICATE_DAYS,
+        "certificateRenewBeforeDays": RENEW_BEFORE_DAYS,
+    })
+
+
+def inputs_of(result: RenderResult, *types: str) -> dict[str, str]:
+    """Name -> inputs (as comparable() shows them) of every registration of these types."""
+    names = {r.name for t in types for r in result.by_type(t)}
+    assert names, types
+    return {name: inputs for name, inputs in comparable(result) if name in names}
+
+
+def test_a_converged_https_site_previews_clean_and_renews_only_the_server_certificate(https_fleet: Fleet) -> None:
+    fleet = https_fleet
+    fleet.run()
+    ca_id, ca_state = fleet.engine.states["dev-tls-ca"]
+    _, server_state = fleet.engine.states["dev-tls-server"]
+    fleet.synced(T0 + timedelta(hours=1))
+    fleet.at(T0 + timedelta(hours=2))
+    applied = fleet.run()
+    assert not any(fleet.engine.changes.values()), fleet.engine.changes
+    release = applied.one(RELEASE).plain_inputs()["values"]["tls"]
+    assert base64.b64decode(release["crt"]).decode() == server_state["certificatePem"]
+
+    previews = []
+    for hours in (3, 4):
+        fleet.synced(T0 + timedelta(hours=hours))
+        fleet.at(T0 + timedelta(hours=hours, minutes=30))
+        previews.append(fleet.run(preview=True))
+        assert not any(fleet.engine.changes.values()), fleet.engine.changes
+    assert comparable(previews[0]) == comparable(previews[1])
+    for preview in previews:
+        assert inputs_of(preview, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE) == inputs_of(
+            applied, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE
+        )
+
+    # Past the renewal point: the preview shows the server certificate replaced and the release
+    # taking what it issues; the nodes keep their inputs (same CA).
+    fleet.synced(RENEWAL - timedelta(minutes=30))
+    fleet.at(RENEWAL)
+    planned = fleet.run(preview=True)
+    assert {name for name, changed in fleet.engine.changes.items() if changed} == {"dev-tls-server"}
+    assert fleet.engine.replaces == {"dev-tls-server": ["notAfter"]}
+    assert planned.one(RELEASE).plain_inputs()["values"]["tls"] == {"crt": UNKNOWN, "key": UNKNOWN}
+    assert inputs_of(planned, COMMAND, SECRET, SITE_CA) == inputs_of(applied, COMMAND, SECRET, SITE_CA)
+
+    renewed = fleet.run()
+    assert {name for name, changed in fleet.engine.changes.items() if changed} == {"dev-tls-server"}
+    assert fleet.engine.states["dev-tls-ca"] == (ca_id, ca_state)
+    _, new_server = fleet.engine.states["dev-tls-server"]
+    assert new_server["certificatePem"] != server_state["certificatePem"]
+    assert new_server["notAfter"] > server_state["notAfter"]
+    tls.load_certificate(new_server["certificatePem"]).verify_directly_issued_by(
+        tls.load_certificate(ca_state["certificatePem"])
+    )
+    tls_values = renewed.one(RELEASE).plain_inputs()["values"]["tls"]
+    assert base64.b64decode(tls_values["crt"]).decode() == new_server["certificatePem"]
+    assert base64.b64decode(tls_values["key"]).decode() == new_server["keyPem"]
+    before, after = applied.one(RELEASE).plain_inputs(), renewed.one(RELEASE).plain_inputs()
+    assert {**after, "values": {**after["values"], "tls": None}} == {**before, "values": {**before["values"], "tls": None}}
+    assert inputs_of(renewed, COMMAND, SECRET, SITE_CA) == inputs_of(applied, COMMAND, SECRET, SITE_CA)
+
+    fleet.synced(RENEWAL + timedelta(hours=1))
+    fleet.at(RENEWAL + timedelta(hours=2))
+    settled = fleet.run(preview=True)
+    assert not any(fleet.engine.changes.values()), fleet.engine.changes
+    assert fleet.engine.replaces == {}
+    assert inputs_of(settled, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE) == inputs_of(
+        renewed, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE
+    )
