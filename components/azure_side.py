@@ -62,9 +62,14 @@ def site_coordinates(site: SiteConfig, parent_registry: ParentRegistry) -> SiteC
 
 
 def warn_about_stuck_rotations(
-    status: SiteSyncStatus, tokens: list[rotation.TokenStatus], rotate_before_days: float, at: datetime
+    status: SiteSyncStatus,
+    tokens: list[rotation.TokenStatus],
+    rotate_before_days: float,
+    at: datetime,
+    cloud_only: bool = False,
 ) -> list[str]:
-    """Warn (in preview and up) about every password near expiry whose rotation waits for a sync."""
+    """Warn (in preview and up) about every password near expiry whose rotation waits for a sync,
+    is held by a cloud-only run, or cannot take effect on a site that does not sync."""
     if not status.known:
         messages = [
             f"could not read the connected registry's sync status from ARM ({status.error}); "
@@ -72,7 +77,13 @@ def warn_about_stuck_rotations(
         ]
     else:
         messages = rotation.stuck_rotation_warnings(
-            tokens, status.last_sync_time, status.connection_state, at, rotate_before_days
+            tokens,
+            status.last_sync_time,
+            status.connection_state,
+            at,
+            rotate_before_days,
+            activation_status=status.activation_status,
+            cloud_only=cloud_only,
         )
     for message in messages:
         pulumi.log.warn(message)
@@ -223,6 +234,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             ],
             site.password_rotate_before_days,
             rotation.now(),
+            cloud_only=site.cloud_only,
         )
         sync_password = token_password(rotation.SYNC_ROLE, site.sync_token_name, sync_token)
         client_password = token_password(rotation.CLIENT_ROLE, site.client_token_name, client_token)
@@ -240,6 +252,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         self._passwords = {rotation.SYNC_ROLE: sync_password, rotation.CLIENT_ROLE: client_password}
         self._token_names = {rotation.SYNC_ROLE: site.sync_token_name, rotation.CLIENT_ROLE: site.client_token_name}
         self._sync_status = sync_status
+        self._rotate_before_days = site.password_rotate_before_days
         self.connection_string = pulumi.Output.secret(
             pulumi.Output.all(sync_token.name, sync_password.value, self.gateway_endpoint).apply(
                 lambda args: acr.connection_string(site.connected_registry_name, args[0], args[1], args[2])
@@ -289,11 +302,42 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 opts=edge_options(held, pulumi.ResourceOptions(parent=self, depends_on=list(consumers))),
                 **self._registry_args,
             )
+            self._warn_if_blocked(role, password, retirements[role])
         self.sync_password_rotation = rotation_summary(self._passwords[rotation.SYNC_ROLE], retirements[rotation.SYNC_ROLE])
         self.client_password_rotation = rotation_summary(
             self._passwords[rotation.CLIENT_ROLE], retirements[rotation.CLIENT_ROLE]
         )
         return retirements
+
+    def _warn_if_blocked(self, role: str, password: TokenPassword, retirement: SlotRetirement) -> None:
+        """Warn when a slot edge-registry did not issue keeps a due rotation from starting.
+
+        Which slots are edge-registry's is TokenPassword's and SlotRetirement's state, which the
+        program sees only as their previous outputs: known in a preview of an unchanged resource
+        (a blocked rotation changes nothing), unknown while one changes, and then the callback
+        does not run. Only slot names and times go in: no password value.
+        """
+        status = self._sync_status
+        if not status.known:
+            return
+        token_name = self._token_names[role]
+        token = rotation.TokenStatus(
+            f"{self._base_name}-{role}-token-password", token_name, role, status.tokens.get(token_name)
+        )
+        site = rotation.SiteView(status.last_sync_time, status.connection_state, status.activation_status)
+
+        def warn(parts: list[Any]) -> None:
+            slot, expiry, next_slot, active_slot, retiring_slot = parts
+            state = rotation.RotationState(role, slot or None, expiry or None, next_slot or None)
+            for message in rotation.blocked_rotation_warnings(
+                token, state, [s for s in (active_slot, retiring_slot) if s], site, rotation.now(),
+                self._rotate_before_days, self._registry_args["registry_name"],
+            ):
+                pulumi.log.warn(message)
+
+        pulumi.Output.all(
+            password.slot, password.expiry, password.nextSlot, retirement.activeSlot, retirement.retiringSlot
+        ).apply(warn)
 
     def deactivate_when_removed(self, install_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> ConnectedRegistryDeactivation:
         """Deactivate the connected registry whenever the on-prem install identified by

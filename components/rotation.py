@@ -216,6 +216,14 @@ def phase_of(role: str, next_slot: str | None, retiring_slot: str | None) -> Pha
 
 # --- warnings at program time (preview and up) ----------------------------------------------------
 
+#: ``connectionState`` values of a site that reports to Azure (docs/azure.md, "Credentials reach
+#: the site through sync"); Offline and Unhealthy sites do not sync.
+REPORTING_STATES = frozenset({"online", "syncing"})
+#: A password this close to its expiry may expire before the next scheduled ``up`` can rotate it
+#: (the Deploy workflow's weekly run), so a held or blocked rotation is a lock-out ahead.
+LOCK_OUT_NEAR = timedelta(days=7)
+RUNBOOK = "See docs/runbooks.md, 'Rotate credentials'."
+
 
 @dataclass(frozen=True)
 class TokenStatus:
@@ -228,44 +236,186 @@ class TokenStatus:
     """None: the token does not exist (yet)."""
 
 
+@dataclass(frozen=True)
+class SiteView:
+    """ARM's view of the connected registry, as the warnings judge and quote it."""
+
+    last_sync: datetime | None
+    connection_state: str | None
+    activation_status: str | None = None
+
+    def describe(self) -> str:
+        """``last sync: …, connection state: …, activation: …`` for a message."""
+        synced = format_time(self.last_sync) if self.last_sync else "never"
+        return (
+            f"last sync: {synced}, connection state: {self.connection_state or 'unknown'}, "
+            f"activation: {self.activation_status or 'unknown'}"
+        )
+
+    def not_syncing(self, at: datetime, left: timedelta) -> str | None:
+        """Why the site is unlikely to sync before a password that expires in ``left``, or None.
+
+        A site that is not activated or does not report (Offline, Unhealthy) does not sync; one
+        that reports but whose last sync is older than the time left is not counted on either.
+        """
+        if self.activation_status and self.activation_status.lower() != "active":
+            return f"activation status {self.activation_status}"
+        if (self.connection_state or "").lower() not in REPORTING_STATES:
+            return f"connection state {self.connection_state or 'unknown'}"
+        if self.last_sync is None:
+            return "it never synced"
+        silent = at - aware(self.last_sync)
+        if left > timedelta(0) and silent > left:
+            return f"its last sync was {_span(silent)} ago, longer than the {_span(left)} left"
+        return None
+
+
+def _lead(left: timedelta) -> str:
+    return "EXPIRED" if left <= timedelta(0) else f"LOCK-OUT AHEAD in {left.days} days"
+
+
+def _span(length: timedelta) -> str:
+    return f"{length.days} days" if length >= timedelta(days=1) else f"{int(length.total_seconds() // 3600)} hours"
+
+
 def stuck_rotation_warnings(
     tokens: Sequence[TokenStatus],
     last_sync: datetime | None,
     connection_state: str | None,
     at: datetime,
     rotate_before_days: float,
+    activation_status: str | None = None,
+    cloud_only: bool = False,
 ) -> list[str]:
-    """One message per password within ``rotate_before_days`` of expiry whose rotation cannot finish.
+    """One message per password within ``rotate_before_days`` of expiry whose rotation cannot finish
+    or cannot start, from what ARM says at program time:
 
-    A rotation is stuck when a newer slot exists that the site has not synced: the site still
-    relies on the older password. Past that password's expiry the site is locked out (client
-    token: pulls fail; sync token: it cannot sync if the new connection string did not take),
-    so the message says so loudly, with the date.
+    * **stuck**: a newer slot exists that the site has not synced, so the site still relies on the
+      older password. Past that password's expiry the site is locked out (client token: pulls
+      fail; sync token: it cannot sync if the new connection string did not take).
+    * **held**: a cloud-only run starts no rotation (components/cloud_only.py), while the
+      newest password is inside the window: ``rotation held by cloudOnly``, loud when close.
+    * **not syncing**: the newest password is inside the window and the site does not sync
+      (:meth:`SiteView.not_syncing`): a rotation cannot take effect on the site until it syncs,
+      so the lock-out is announced before the expiry, never discovered after it.
+
+    A rotation blocked by a slot edge-registry did not issue needs the TokenPassword's state:
+    :func:`blocked_rotation_warnings`.
     """
+    site = SiteView(last_sync, connection_state, activation_status)
     messages: list[str] = []
-    synced_at = last_sync.strftime("%Y-%m-%dT%H:%M:%SZ") if last_sync else "never"
-    state = connection_state or "unknown"
     for token in tokens:
         slots = list(token.slots or [])
         newest = newest_slot(slots)
+        if newest is None:
+            continue
         for old in awaiting_sync_slots(slots, last_sync):
-            if newest is None or old.expiry is None:
+            if old.expiry is None or not inside_rotation_window(old.expiry, rotate_before_days, at):
                 continue
-            expiry = aware(old.expiry)
-            if not inside_rotation_window(expiry, rotate_before_days, at):
-                continue
-            left = expiry - at
-            when = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
-            lead = "EXPIRED" if left <= timedelta(0) else f"LOCK-OUT AHEAD in {left.days} days"
+            left = aware(old.expiry) - at
             messages.append(
-                f"{lead}: {token.resource_name} (token {token.token_name}, {old.name}) expires {when}; "
-                f"its rotation to {newest.name} is stuck waiting for the site to sync "
-                f"(last sync: {synced_at}, connection state: {state}). "
+                f"{_lead(left)}: {token.resource_name} (token {token.token_name}, {old.name}) expires "
+                f"{format_time(old.expiry)}; its rotation to {newest.name} is stuck waiting for the site to sync "
+                f"({site.describe()}). "
                 + (
                     "Pulls with the client password fail on the site after that date unless it syncs first."
                     if token.role == CLIENT_ROLE
                     else "If the new connection string did not reach the site, it cannot sync after that date."
                 )
-                + " See docs/runbooks.md, 'Rotate credentials'."
+                + f" {RUNBOOK}"
             )
+        if newest.expiry is not None and inside_rotation_window(newest.expiry, rotate_before_days, at):
+            message = _due_rotation_warning(token, newest, site, at, cloud_only)
+            if message:
+                messages.append(message)
+    return messages
+
+
+def _due_rotation_warning(
+    token: TokenStatus, newest: SlotStatus, site: SiteView, at: datetime, cloud_only: bool
+) -> str | None:
+    """The held / not-syncing warning for a newest password inside its window (None: the next
+    ``up`` rotates it and the site takes it)."""
+    assert newest.expiry is not None
+    left = aware(newest.expiry) - at
+    reason = site.not_syncing(at, left)
+    if not cloud_only and reason is None:
+        return None
+    loud = reason is not None or left <= LOCK_OUT_NEAR
+    # A loud message leads with the time left; a quiet one says it after the date.
+    due = (f"expires {format_time(newest.expiry)}" + ("" if loud else f", in {_span(left)}")) if left > timedelta(0) else (
+        f"expired {format_time(newest.expiry)}")
+    subject = f"{token.resource_name} (token {token.token_name}, {newest.name}) {due}"
+    causes = []
+    if cloud_only and left > timedelta(0):
+        causes.append("this run starts no rotation, the next run without cloudOnly does")
+    elif cloud_only:
+        # rotateBeforeDays 0 still replaces an expired password, in Azure only (cloud_only.py).
+        causes.append("this run replaces it in Azure; the edge gets the new password only with the next run "
+                      "without cloudOnly")
+    if reason is not None:
+        causes.append(f"the site is not syncing ({reason}): a rotation cannot take effect on the site until it syncs")
+    text = (f"{_lead(left)}: " if loud else "") + ("rotation held by cloudOnly: " if cloud_only else "")
+    text += f"{subject}; " + "; and ".join(causes) + "."
+    if loud:
+        text += (
+            " Pulls with the client password fail on the site after that date unless it syncs a new one first."
+            if token.role == CLIENT_ROLE
+            else " The site syncs with the password in its connection string: unless an `up` gives it a new one "
+            "(a Helm upgrade, cluster reachable) before that date, it cannot sync after it."
+        )
+    text += f" ({site.describe()}). {RUNBOOK}"
+    if reason is not None:
+        text += " The daily fleet check flags such a site too (docs/runbooks.md, 'Daily fleet check')."
+    return text
+
+
+def blocked_rotation_warnings(
+    token: TokenStatus,
+    state: RotationState,
+    kept: Iterable[str],
+    site: SiteView,
+    at: datetime,
+    rotate_before_days: float,
+    registry_name: str,
+) -> list[str]:
+    """``rotation BLOCKED by <slot>``: the password in use is inside its window, but no rotation
+    starts because the token's other slot holds a password edge-registry did not issue
+    (:func:`next_step` waits while a slot other than its own exists, so it never overwrites one).
+
+    ``state`` is the TokenPassword's stored state (its ``slot``, ``expiry``, ``nextSlot``), known at
+    program time only through its previous outputs; ``kept`` are the slots the rotation still
+    accounts for although TokenPassword no longer names them (SlotRetirement's ``activeSlot`` and
+    ``retiringSlot``: the consumers may still use them, so they are never "foreign"). Uses names,
+    times and ARM's slot list only: no password value.
+    """
+    if token.slots is None:
+        return []
+    facts = slot_facts(token.slots, site.last_sync)
+    if next_step(state, facts, at, rotate_before_days) is not None:
+        return []
+    if state.role == CLIENT_ROLE and state.next_slot:
+        return []  # waiting for a sync: stuck_rotation_warnings names it
+    if not state.active_slot or not state.active_expiry or not rotation_due(state.active_expiry, rotate_before_days, at):
+        return []
+    ours = {s for s in (state.active_slot, state.next_slot, *kept) if s}
+    created = {s.name: s.creation_time for s in token.slots}
+    expiry = parse_time(state.active_expiry)
+    left = expiry - at
+    loud = left <= LOCK_OUT_NEAR or site.not_syncing(at, left) is not None
+    messages = []
+    due = (f"expires {format_time(expiry)}" + ("" if loud else f", in {_span(left)}")) if left > timedelta(0) else (
+        f"expired {format_time(expiry)}")
+    for slot in sorted((facts.present or frozenset()) - ours):
+        when = created.get(slot)
+        messages.append(
+            (f"{_lead(left)}: " if loud else "")
+            + f"rotation BLOCKED by {slot}: {token.resource_name} (token {token.token_name}, {state.active_slot}) "
+            f"{due}, and no rotation starts while the token's "
+            f"other slot {slot} holds a password edge-registry did not issue"
+            + (f" (created {format_time(when)})" if when else "")
+            + ". If nothing uses it, remove it: "
+            f"`az acr token credential delete --name {token.token_name} --registry {registry_name.lower()} --{slot}`;"
+            f" the next `up` then rotates ({site.describe()}). {RUNBOOK}"
+        )
     return messages

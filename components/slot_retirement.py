@@ -139,7 +139,9 @@ class SlotRetirement(Resource, module="edgeregistry", name="SlotRetirement"):
     Declare it with ``depends_on`` the consumers of the password.
     """
 
-    retiringSlot: pulumi.Output[str]  # noqa: N815 (dynamic outputs use their state names)
+    activeSlot: pulumi.Output[str]  # noqa: N815 (dynamic outputs use their state names)
+    """The slot the consumers use, as recorded at their last switch."""
+    retiringSlot: pulumi.Output[str]  # noqa: N815
     """The old slot still kept; "" when none (never None: see token_password.NO_NEXT_PASSWORD)."""
     switchedAt: pulumi.Output[str]  # noqa: N815
     """When the consumers were last switched to a new password."""

@@ -48,6 +48,8 @@ class SiteRuns:
         self.retirement = SlotRetirementProvider(client_factory)
         self.retirements: dict[str, dict[str, Any]] = {}
         self.consumers_fail = False
+        self.cloud_only = False
+        """A cloud-only run: TokenPassword gets rotateBeforeDays 0, as components/azure_side.py passes it."""
         self.reader = ArmSyncStatusReader(client_factory)
         self.states: dict[str, dict[str, Any]] = {}
         self.time = T0
@@ -79,7 +81,7 @@ class SiteRuns:
             "tokenName": token,
             "tokenId": f"{REGISTRY_PATH}/tokens/{token}",
             "expiryDays": EXPIRY_DAYS,
-            "rotateBeforeDays": ROTATE_BEFORE_DAYS,
+            "rotateBeforeDays": 0.0 if self.cloud_only else ROTATE_BEFORE_DAYS,
             "armEndpoint": self.arm.base_url,
             "role": role,
             "presentSlots": sorted(facts.present) if facts.present is not None else None,
@@ -157,15 +159,36 @@ class SiteRuns:
             changes[f"{role}-retirement"] = bool(diff.changes)
         return changes
 
-    def warnings(self) -> list[str]:
-        status = self.status()
-        tokens = [
+    def token_statuses(self, status: SiteSyncStatus) -> list[rotation.TokenStatus]:
+        return [
             rotation.TokenStatus(f"site-azure-{role}-token-password", token, role, status.tokens.get(token))
             for role, token in TOKENS.items()
         ]
+
+    def warnings(self, rotate_before_days: float = ROTATE_BEFORE_DAYS) -> list[str]:
+        """What the program warns at program time, from ARM alone (components/azure_side.py)."""
+        status = self.status()
         return rotation.stuck_rotation_warnings(
-            tokens, status.last_sync_time, status.connection_state, self.time, ROTATE_BEFORE_DAYS
+            self.token_statuses(status), status.last_sync_time, status.connection_state, self.time,
+            rotate_before_days, activation_status=status.activation_status, cloud_only=self.cloud_only,
         )
+
+    def blocked(self) -> list[str]:
+        """What the program warns from the providers' previous outputs and ARM, as the apply in
+        components/azure_side.py does: TokenPassword's slot/expiry/nextSlot, SlotRetirement's
+        activeSlot/retiringSlot."""
+        status = self.status()
+        site = rotation.SiteView(status.last_sync_time, status.connection_state, status.activation_status)
+        messages = []
+        for token in self.token_statuses(status):
+            password, retirement = self.states[token.role], self.retirements[token.role]
+            state = RotationState(token.role, password["slot"] or None, password["expiry"] or None,
+                                  password["nextSlot"] or None)
+            kept = [s for s in (retirement["activeSlot"], retirement["retiringSlot"]) if s]
+            messages += rotation.blocked_rotation_warnings(
+                token, state, kept, site, self.time, ROTATE_BEFORE_DAYS, REGISTRY
+            )
+        return messages
 
     def slots(self, role: str) -> set[str]:
         """The slots the token holds in ARM."""
@@ -335,6 +358,189 @@ def test_the_old_sync_slot_stays_until_a_sync_after_the_connection_string_really
     site.at(ROTATION + timedelta(hours=9))
     site.up()
     assert site.slots("sync") == {"password2"}
+
+
+# --- stuck rotations warn before the expiry, by name -----------------------------------------------
+
+
+def test_a_converged_site_that_syncs_gets_no_warning_even_when_a_rotation_is_due(site: SiteRuns) -> None:
+    site.synced(T0 + timedelta(hours=1))
+    assert site.warnings() == [] and site.blocked() == []
+    site.synced(ROTATION - timedelta(hours=1))
+    site.at(ROTATION)  # inside the window: the next `up` rotates, the site syncs it
+    assert site.warnings() == [] and site.blocked() == []
+    site.up()
+    site.synced(ROTATION + timedelta(hours=1))
+    site.at(ROTATION + timedelta(hours=2))
+    site.up()
+    site.at(ROTATION + timedelta(hours=3))
+    site.up()
+    assert site.phase("sync") == site.phase("client") == Phase.SETTLED
+    site.synced(ROTATION + timedelta(hours=4))
+    site.at(ROTATION + timedelta(hours=5))
+    assert site.preview() == NOTHING
+    assert site.warnings() == [] and site.blocked() == []
+
+
+def test_a_cloud_only_run_inside_the_window_warns_that_it_holds_the_rotation(site: SiteRuns) -> None:
+    site.synced(T0 + timedelta(hours=1))
+    site.cloud_only = True
+    site.at(T0 + timedelta(days=12))
+
+    # Far from the expiry (a 20-day window here): named, dated, not yet a lock-out.
+    far = site.warnings(rotate_before_days=20)
+    assert len(far) == 2
+    expiry = iso(T0 + timedelta(days=30))
+    for role, message in zip(TOKENS, far, strict=True):
+        assert message.startswith(f"rotation held by cloudOnly: site-azure-{role}-token-password ")
+        assert f"(token {TOKENS[role]}, password1) expires {expiry}, in 18 days;" in message
+        assert "the next run without cloudOnly does" in message and "LOCK-OUT" not in message
+
+    # Close to it: loud. The run itself starts no rotation and touches nothing.
+    site.at(T0 + timedelta(days=25))
+    close = site.warnings()
+    assert [m.split(":")[0] for m in close] == ["LOCK-OUT AHEAD in 5 days"] * 2
+    assert all("rotation held by cloudOnly" in m and expiry in m and "activation: Active" in m for m in close)
+    assert "Pulls with the client password fail" in close[1]
+    before, issued = {role: site.consumer_value(role) for role in TOKENS}, len(site.arm.state.issued_values)
+    site.up()  # records rotateBeforeDays 0 in place, issues nothing
+    assert len(site.arm.state.issued_values) == issued
+    assert site.slots("sync") == site.slots("client") == {"password1"}
+    assert {role: site.consumer_value(role) for role in TOKENS} == before
+    assert site.phase("sync") == site.phase("client") == Phase.SETTLED
+
+    # The next normal run starts both rotations; the hold warnings go.
+    site.cloud_only = False
+    site.up()
+    assert site.phase("sync") == Phase.SWITCHED_AWAITING_SYNC and site.phase("client") == Phase.ISSUED_AWAITING_SYNC
+    assert not any("cloudOnly" in m for m in site.warnings())
+
+
+@pytest.mark.parametrize(
+    ("connection_state", "activation", "last_sync", "reason"),
+    [
+        ("Offline", "Active", T0 + timedelta(hours=1), "connection state Offline"),
+        ("Unhealthy", "Active", T0 + timedelta(hours=1), "connection state Unhealthy"),
+        ("Online", "Inactive", T0 + timedelta(hours=1), "activation status Inactive"),
+        ("Online", "Active", None, "it never synced"),
+        # Reports as Online, but its last sync is older than the days the password has left.
+        ("Online", "Active", T0 + timedelta(days=10), "its last sync was 14 days ago, longer than the 6 days left"),
+    ],
+    ids=["offline", "unhealthy", "not-activated", "never-synced", "silent-too-long"],
+)
+def test_a_site_that_does_not_sync_gets_a_lock_out_warning_before_its_password_expires(
+    site: SiteRuns, connection_state: str, activation: str, last_sync: datetime | None, reason: str
+) -> None:
+    site.arm.state.last_sync[CR] = iso(last_sync) if last_sync else None
+    site.arm.state.connection_state[CR] = connection_state
+    site.arm.state.connected_registries[CR] = activation
+    site.at(T0 + timedelta(days=20))
+    assert site.warnings() == []  # outside the window: nothing to say yet
+
+    site.at(ROTATION)
+    warnings = site.warnings()
+    assert len(warnings) == 2
+    for role, message in zip(TOKENS, warnings, strict=True):
+        assert message.startswith(f"LOCK-OUT AHEAD in 6 days: site-azure-{role}-token-password (token {TOKENS[role]}, password1)")
+        assert f"expires {iso(T0 + timedelta(days=30))}" in message
+        assert f"the site is not syncing ({reason}): a rotation cannot take effect on the site until it syncs" in message
+        assert f"connection state: {connection_state}, activation: {activation}" in message
+        assert "Daily fleet check" in message
+    assert "Pulls with the client password fail" in warnings[1]
+
+
+def test_an_offline_site_never_passes_an_expiry_silently(site: SiteRuns) -> None:
+    """Offline from before the window to after the expiry, with weekly runs: every run warns."""
+    site.synced(T0 + timedelta(hours=1))
+    site.arm.state.connection_state[CR] = "Offline"
+    for day in (23, 25, 27, 29, 31, 33):
+        site.at(T0 + timedelta(days=day, hours=1))
+        warnings = site.warnings()
+        assert {role for role in TOKENS if any(f"site-azure-{role}-token-password" in w for w in warnings)} == set(TOKENS)
+        assert all(w.startswith(("LOCK-OUT AHEAD", "EXPIRED")) for w in warnings), warnings
+        if day in (23, 29):
+            site.up()  # the weekly Deploy: the rotation starts, it cannot finish
+    assert all(w.startswith("EXPIRED") for w in site.warnings())
+
+
+def test_a_slot_edge_registry_did_not_issue_blocks_the_rotation_and_is_named(site: SiteRuns) -> None:
+    # Someone generated password2 by hand (az acr token credential generate --password2).
+    site.at(T0 + timedelta(days=2))
+    site.arm.state.tokens[TOKENS["client"]]["password2"] = {
+        "name": "password2", "creationTime": iso(T0 + timedelta(days=2)), "expiry": "2027-01-01T00:00:00Z"}
+    site.synced(ROTATION - timedelta(hours=1))
+    site.at(ROTATION)
+    assert site.warnings() == []  # ARM alone sees a token with two slots the site synced
+
+    assert site.preview()["client"] is False  # the sync token rotates, the client token cannot
+    (blocked,) = site.blocked()
+    assert blocked.startswith("LOCK-OUT AHEAD in 6 days: rotation BLOCKED by password2: site-azure-client-token-password")
+    assert f"(token {TOKENS['client']}, password1) expires {iso(T0 + timedelta(days=30))}" in blocked
+    assert f"(created {iso(T0 + timedelta(days=2))})" in blocked
+    assert f"`az acr token credential delete --name {TOKENS['client']} --registry myregistry --password2`" in blocked
+    assert "activation: Active" in blocked
+    site.up()
+    assert site.slots("client") == {"password1", "password2"} and site.phase("client") == Phase.SETTLED
+    assert len(site.blocked()) == 1
+
+    # Once it is removed, the next run rotates.
+    del site.arm.state.tokens[TOKENS["client"]]["password2"]
+    site.at(ROTATION + timedelta(hours=1))
+    site.up()
+    assert site.phase("client") == Phase.ISSUED_AWAITING_SYNC and site.blocked() == []
+
+
+def test_a_slot_the_consumers_may_still_use_is_never_called_foreign(site: SiteRuns) -> None:
+    """The Helm upgrade never took: password1 is still the connection string's. When password2's
+    own window opens, password1 blocks the next rotation, but it is edge-registry's: no advice to
+    delete it, the lock-out warnings say what is wrong."""
+    site.synced(T0 + timedelta(hours=1))
+    site.consumers_fail = True
+    start_rotation(site)
+    site.at(ROTATION + timedelta(days=24))  # password2 inside its window now
+    assert site.retirements["sync"]["activeSlot"] == "password1"
+    assert site.blocked() == []
+    assert any("site-azure-sync-token-password" in w and "password2" in w for w in site.warnings())
+
+
+def test_the_program_names_a_blocked_and_a_held_rotation_in_its_preview(
+    arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any
+) -> None:
+    """The whole dev stack under the SDK's mocks, its sync status read from the ARM server and its
+    dynamic resources run by their real providers (tests/test_rotation_site.py): the blocked
+    warning comes from an apply on the providers' previous outputs, known in a preview."""
+    from components.render import CloudFakes, render_stack
+    from tests.fixture_stacks import STACK_DIR
+    from tests.test_rotation_site import CLIENT_TOKEN, Fleet
+
+    fleet = Fleet(arm, client_factory, monkeypatch)
+
+    def run(preview: bool, **overrides: Any) -> list[str]:
+        fleet.engine.preview = preview
+        return render_stack(
+            stack="dev", stack_dir=STACK_DIR, preview=preview,
+            config_overrides={"armEndpoint": arm.base_url, "passwordExpiryDays": 30,
+                              "passwordRotateBeforeDays": 7, **overrides},
+            fakes=CloudFakes(sync_status=fleet.reader, dynamic_state=fleet.engine),
+        ).warnings
+
+    assert not [w for w in run(False) if "rotation" in w]
+    fleet.synced(ROTATION - timedelta(hours=1))
+    fleet.at(ROTATION)
+    assert not [w for w in run(True) if "rotation" in w]  # due, and the site syncs: the next `up` rotates
+
+    held = [w for w in run(True, cloudOnly=True) if "rotation held by cloudOnly" in w]
+    assert sorted(w.split(" (token")[0] for w in held) == [
+        "LOCK-OUT AHEAD in 6 days: rotation held by cloudOnly: dev-azure-client-token-password",
+        "LOCK-OUT AHEAD in 6 days: rotation held by cloudOnly: dev-azure-sync-token-password",
+    ]
+
+    arm.state.tokens[CLIENT_TOKEN]["password2"] = {
+        "name": "password2", "creationTime": iso(T0 + timedelta(days=2)), "expiry": "2027-01-01T00:00:00Z"}
+    (blocked,) = [w for w in run(True) if "BLOCKED" in w]
+    assert "rotation BLOCKED by password2: dev-azure-client-token-password" in blocked
+    assert f"`az acr token credential delete --name {CLIENT_TOKEN} --registry contosoedge --password2`" in blocked
+    assert fleet.password("client-token-password") not in blocked
 
 
 # --- token safety: a slot that disappeared ----------------------------------------------------------
