@@ -82,6 +82,8 @@ NOTIFICATION_ARTIFACT_RE = re.compile(
 CONNECTED_REGISTRY_NAME_RE = re.compile(r"^[a-z][a-z0-9]{4,49}$")
 # A host made only of digits and dots is meant as an IPv4 address (no top-level domain is numeric).
 IPV4_LIKE_RE = re.compile(r"^[0-9.]+$")
+#: An endpoint URL: scheme, host, optional port, nothing after the host but an optional "/".
+ARM_ENDPOINT_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/:?#@]+)(?::(?P<port>[0-9]+))?/?$")
 CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12"),
                ("day-of-week", "0-7"))
 REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
@@ -99,6 +101,18 @@ ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]+$")
 HOST_KEY_RE = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
 )
+
+
+def host_problem(host: str) -> str | None:
+    """What is wrong with a host (an IP address or a DNS name), or None."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if IPV4_LIKE_RE.match(host):
+            return "looks like an IPv4 address but is not one (four numbers 0-255)"
+        if not HOSTNAME_RE.match(host):
+            return "expected an IP address or a DNS host name"
+    return None
 
 
 class ConfigError(Exception):
@@ -167,13 +181,9 @@ class NodeConfig(_Model):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if IPV4_LIKE_RE.match(value):
-                raise ValueError("looks like an IPv4 address but is not one (four numbers 0-255)") from None
-            if not HOSTNAME_RE.match(value):
-                raise ValueError("expected an IP address or a DNS host name") from None
+        problem = host_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("user")
@@ -282,7 +292,10 @@ class SiteConfig(_Model):
     kube_context: OptionalName = Field(None, alias="kubeContext", description="Kubeconfig context (unset: the current context).")
     namespace: str = Field("connected-registry", description="Namespace of the on-prem install (adopted if it exists).")
     release_name: str = Field("connected-registry", alias="releaseName", description="Helm release name.")
-    chart_version: str = Field("0.2.0", alias="chartVersion", description="Version of oci://mcr.microsoft.com/acr/connected-registry/chart.")
+    chart_version: str = Field(
+        "0.3.0", alias="chartVersion",
+        description="Version of oci://mcr.microsoft.com/acr/connected-registry/chart; serviceClusterIP needs 0.3.0 or later.",
+    )
     helm_timeout_seconds: ConfigInt = Field(
         600, alias="helmTimeoutSeconds", ge=30, le=7200, description="Helm wait timeout."
     )
@@ -478,8 +491,14 @@ class SiteConfig(_Model):
     @field_validator("arm_endpoint")
     @classmethod
     def _arm(cls, value: str) -> str:
-        if not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?/?$", value):
-            raise ValueError("expected an https URL such as https://management.azure.com")
+        url = ARM_ENDPOINT_RE.match(value)
+        if not url or url["scheme"] != "https":
+            raise ValueError("expected an https URL such as https://management.azure.com (scheme and host only)")
+        problem = host_problem(url["host"])
+        if problem:
+            raise ValueError(f"the host {url['host']!r} {problem.replace('expected', 'is not')}")
+        if url["port"] is not None and not 1 <= int(url["port"]) <= 65535:
+            raise ValueError(f"the port {url['port']} is out of range: expected 1-65535")
         return value.rstrip("/")
 
     @field_validator("kubeconfig")
@@ -536,7 +555,7 @@ class SiteConfig(_Model):
     @classmethod
     def _chart_version(cls, value: str) -> str:
         if not SEMVER_RE.match(value):
-            raise ValueError("expected a semantic version such as 0.2.0")
+            raise ValueError("expected a semantic version such as 0.3.0")
         return value
 
     @field_validator("storage_request")
@@ -735,8 +754,41 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tupl
             "certificateRenewBeforeDays", f"{renew} must be less than certificateValidityDays ({validity})",
             ("certificateRenewBeforeDays", "certificateValidityDays"),
         ))
+    chart = chart_release(values.get("chart_version"))
+    if values.get("service_cluster_ip") is not None and chart is not None and chart < _CLUSTER_IP_RELEASE:
+        problems.append((
+            "chartVersion",
+            f"{values.get('chart_version')} ignores service.clusterIP (the chart takes it from "
+            f"{FIRST_CHART_WITH_CLUSTER_IP} on): the Service would get another ClusterIP than serviceClusterIP "
+            f"and the nodes would point at the wrong address; set edge-registry:chartVersion to "
+            f"{FIRST_CHART_WITH_CLUSTER_IP} or later",
+            ("chartVersion", "serviceClusterIP"),
+        ))
     problems += _https_problems(values)
     return problems
+
+
+#: The first connected-registry chart that takes ``service.clusterIP`` (docs/config-rules.md, "Values").
+FIRST_CHART_WITH_CLUSTER_IP = "0.3.0"
+
+
+def chart_release(version: Any) -> tuple[int, int, int, int] | None:
+    """A chart version's place in semver order (:func:`_semver_order`); None when it is not a
+    semantic version (that is its own problem)."""
+    if not isinstance(version, str) or not SEMVER_RE.match(version):
+        return None
+    return _semver_order(version)
+
+
+def _semver_order(version: str) -> tuple[int, int, int, int]:
+    """(major, minor, patch, 1 for a release or 0 for a pre-release such as 0.3.0-rc.1): a release
+    sorts after its pre-releases; build metadata (``+…``) does not count."""
+    core, _, pre_release = version.removeprefix("v").partition("+")[0].partition("-")
+    major, minor, patch = (int(part) for part in core.split("."))
+    return (major, minor, patch, 0 if pre_release else 1)
+
+
+_CLUSTER_IP_RELEASE = _semver_order(FIRST_CHART_WITH_CLUSTER_IP)
 
 
 def _secret_text(value: Any) -> str | None:
@@ -934,14 +986,41 @@ def did_you_mean(name: str, candidates: Iterable[str], namespace: str = PROJECT)
     return "; see the configuration reference in README.md"
 
 
+#: The namespaces whose keys are checked by name: this project's and the provider it configures.
+CHECKED_NAMESPACES = (PROJECT, "azure-native")
+#: How close (difflib ratio) another namespace must be to one of those to be read as its typo:
+#: one letter missing, extra, wrong or swapped (``edge-registy``, ``azure-natvie``) is above 0.9;
+#: real providers' namespaces (``azure``, ``azuread``, ``kubernetes``, ``command``, ``pulumi``) are
+#: below 0.65.
+NAMESPACE_TYPO_CUTOFF = 0.9
+
+
+def namespace_typo(namespace: str) -> str | None:
+    """The checked namespace that ``namespace`` is a misspelling of, or None (it is one of them, or
+    another provider's: Pulumi passes those to their providers, which the program does not read)."""
+    if namespace in CHECKED_NAMESPACES:
+        return None
+    same_but_case = [n for n in CHECKED_NAMESPACES if n.lower() == namespace.lower()]
+    close = same_but_case or difflib.get_close_matches(namespace, CHECKED_NAMESPACES, n=1, cutoff=NAMESPACE_TYPO_CUTOFF)
+    return close[0] if close else None
+
+
 def key_problems(keys: Iterable[str]) -> list[str]:
     """Problems with config key *names* (values are not read, so secrets stay unread): unprefixed
-    keys, and unknown keys of this project's namespace or of azure-native, each with a
-    "did you mean". ``keys`` are full keys as in a stack file (``namespace:name``)."""
+    keys, misspelt namespaces of this project or azure-native, and unknown keys of those two
+    namespaces, each with a "did you mean". ``keys`` are full keys as in a stack file
+    (``namespace:name``)."""
     problems: list[str] = []
     for key in keys:
         namespace, sep, name = key.partition(":")
-        if not sep:
+        if sep and (meant := namespace_typo(namespace)) is not None:
+            # Nothing reads a misspelt namespace: the value would be dropped without a word.
+            known = PROJECT_KEYS if meant == PROJECT else azure_native_keys()
+            hint = f"; did you mean `{meant}:{name}`?" if name in known else did_you_mean(name, known, meant)
+            if hint.startswith("; see"):
+                hint = f"; did you mean the namespace `{meant}`?"
+            problems.append(f"{key}: unknown namespace `{namespace}`, so no one reads this key{hint}")
+        elif not sep:
             hint = (f"write `{PROJECT}:{key}`" if key in PROJECT_KEYS
                     else f"write it with its namespace{did_you_mean(key, PROJECT_KEYS)}")
             problems.append(f"{key}: a stack config key needs its namespace (Pulumi refuses `{key}`): {hint}")

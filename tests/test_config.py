@@ -82,7 +82,7 @@ def test_empty_secret_defaults_mean_unset() -> None:
     assert any(p.startswith("edge-registry:sshPrivateKey: required") for p in problems)
 
 
-@pytest.mark.parametrize("key", ["kubeContext", "kubeconfigPath", "serviceClusterIP"])
+@pytest.mark.parametrize("key", ["kubeContext", "kubeconfigPath", "serviceClusterIP", "serviceName", "previewNodeUser"])
 def test_an_empty_optional_name_is_refused_not_ignored(key: str) -> None:
     changes: dict[str, Any] = {key: ""}
     if key == "kubeconfigPath":
@@ -166,6 +166,33 @@ def test_misspelt_azure_native_keys_get_a_did_you_mean() -> None:
     ]
 
 
+def test_a_misspelt_namespace_gets_a_did_you_mean() -> None:
+    """Nothing reads `edge-registy:` or `azure-nativ:`: without this the value is dropped silently."""
+    with pytest.raises(ConfigError) as caught:
+        load_site_config(valid(), other_keys=[
+            "edge-registy:passwordExpiryDays", "azure-nativ:location", "Azure-Native:location",
+            "azure_native:locaton", "edge-registy:zzzqqq",
+        ])
+    assert caught.value.problems == [
+        "edge-registy:passwordExpiryDays: unknown namespace `edge-registy`, so no one reads this key; "
+        "did you mean `edge-registry:passwordExpiryDays`?",
+        "azure-nativ:location: unknown namespace `azure-nativ`, so no one reads this key; "
+        "did you mean `azure-native:location`?",
+        "Azure-Native:location: unknown namespace `Azure-Native`, so no one reads this key; "
+        "did you mean `azure-native:location`?",
+        "azure_native:locaton: unknown namespace `azure_native`, so no one reads this key; "
+        "did you mean `azure-native:location`?",
+        "edge-registy:zzzqqq: unknown namespace `edge-registy`, so no one reads this key; "
+        "did you mean the namespace `edge-registry`?",
+    ]
+
+
+def test_other_providers_namespaces_are_accepted() -> None:
+    others = ["kubernetes:context", "command:x", "pulumi:tags", "azure:location", "azuread:tenantId",
+              "random:seed", "tls:x", "azure-native:location"]
+    assert load_site_config(valid(), other_keys=others).registry_name == "contosoedge"
+
+
 def test_unprefixed_keys_are_refused_with_the_key_to_write() -> None:
     from components.config import key_problems
 
@@ -173,6 +200,54 @@ def test_unprefixed_keys_are_refused_with_the_key_to_write() -> None:
         "auditLog: a stack config key needs its namespace (Pulumi refuses `auditLog`): write `edge-registry:auditLog`",
         "loctaion: a stack config key needs its namespace (Pulumi refuses `loctaion`): write it with its namespace; "
         "see the configuration reference in README.md",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [("https://999.1.1.1", "the host '999.1.1.1' looks like an IPv4 address but is not one"),
+     ("https://10.0.0", "the host '10.0.0' looks like an IPv4 address"),
+     ("https://management.azure.com:99999", "the port 99999 is out of range: expected 1-65535"),
+     ("https://management.azure.com:0", "the port 0 is out of range"),
+     ("https://bad_host.example", "the host 'bad_host.example' is not an IP address or a DNS host name"),
+     ("http://management.azure.com", "expected an https URL"),
+     ("management.azure.com", "expected an https URL"),
+     ("https://management.azure.com/subscriptions", "expected an https URL")],
+)
+def test_the_arm_endpoint_is_an_https_url_with_a_valid_host_and_port(endpoint: str, says: str) -> None:
+    (problem,) = problems_for(with_(armEndpoint=endpoint))
+    assert problem.startswith(f"edge-registry:armEndpoint: {endpoint!r} is invalid:") and says in problem, problem
+
+
+def test_real_arm_endpoints_are_accepted() -> None:
+    for endpoint, kept in (("https://management.usgovcloudapi.net/", "https://management.usgovcloudapi.net"),
+                           ("https://management.chinacloudapi.cn", "https://management.chinacloudapi.cn"),
+                           ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+                           ("https://arm.local:65535", "https://arm.local:65535")):
+        assert load_site_config(with_(armEndpoint=endpoint)).arm_endpoint == kept
+
+
+def test_the_default_chart_takes_the_pinned_cluster_ip() -> None:
+    assert load_site_config(valid()).chart_version == "0.3.0"
+    for version in ("0.3.0", "v0.3.0", "0.3.1", "0.4.0", "0.10.0", "1.0.0", "0.3.0+build.5"):
+        assert load_site_config(with_(chartVersion=version)).chart_version == version
+
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.1.0", "v0.2.9", "0.3.0-rc.1"])
+def test_a_chart_before_0_3_0_with_a_pinned_cluster_ip_is_refused(version: str) -> None:
+    """Before 0.3.0 the chart has no service.clusterIP: the pinned IP would be ignored silently
+    and the nodes' registries.yaml and the certificate would name an address nothing serves."""
+    (problem,) = problems_for(with_(chartVersion=version))
+    assert problem.startswith(f"edge-registry:chartVersion: {version} ignores service.clusterIP")
+    assert "set edge-registry:chartVersion to 0.3.0 or later" in problem
+    # Without a pinned IP (http, the Service looked up by name) the older chart is fine.
+    site = load_site_config(with_(chartVersion=version, serviceClusterIP=None, httpEnabled="true"))
+    assert site.chart_version == version
+
+
+def test_an_invalid_chart_version_is_one_problem() -> None:
+    assert problems_for(with_(chartVersion="0.2")) == [
+        "edge-registry:chartVersion: '0.2' is invalid: expected a semantic version such as 0.3.0"
     ]
 
 
@@ -263,6 +338,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("expiry below rotation", {"passwordExpiryDays": "10", "passwordRotateBeforeDays": "10"}, "passwordRotateBeforeDays"),
     ("expiry zero", {"passwordExpiryDays": "0"}, "passwordExpiryDays"),
     ("arm endpoint http", {"armEndpoint": "http://management.azure.com"}, "armEndpoint"),
+    ("arm endpoint ipv4-like host", {"armEndpoint": "https://999.1.1.1"}, "armEndpoint"),
+    ("arm endpoint port", {"armEndpoint": "https://management.azure.com:99999"}, "armEndpoint"),
+    ("chart without service.clusterIP", {"chartVersion": "0.2.0"}, "chartVersion"),
     ("kubeconfig not yaml", {"kubeconfig": "a: [b"}, "kubeconfig"),
     ("kubeconfig without clusters", {"kubeconfig": "apiVersion: v1\nkind: Config\n"}, "kubeconfig"),
     ("no kubeconfig at all", {"kubeconfig": None}, "kubeconfig"),

@@ -29,7 +29,7 @@ def test_release_gets_the_connection_string_as_a_secret(dev: RenderResult) -> No
     release = dev.one(RELEASE)
     inputs = release.plain_inputs()
     assert inputs["chart"] == "oci://mcr.microsoft.com/acr/connected-registry/chart"
-    assert inputs["version"] == "0.2.0"
+    assert inputs["version"] == "0.3.0"
     assert (inputs["name"], inputs["namespace"]) == ("connected-registry", "connected-registry")
     assert inputs["values"]["connectionString"] == dev.outputs["connectionString"]
     assert "values.connectionString" in release.secret_paths
