@@ -1,6 +1,7 @@
 """Prepare this checkout for one CI run of a site stack (preview, deploy or decommission).
 
-    venv/bin/python scripts/ci_stack.py STACK --vault VAULT [--ssh-key-secret NAME] [--cloud-only]
+    venv/bin/python scripts/ci_stack.py STACK --vault VAULT [--ssh-key-secret NAME | --read-key-secret NAME]
+                                        [--cloud-only]
 
 * Refuses a stack file that holds a credential (``edge-registry:kubeconfig`` or
   ``edge-registry:sshPrivateKey``): every workflow can decrypt the stack file, previews included,
@@ -9,8 +10,14 @@
   names in ``edge-registry:kubeconfigPath`` (mode 0600). Each environment has its own vault: the
   preview one holds read-only kubeconfigs (deploy/preview-rbac.yaml), the production one admin
   kubeconfigs. Only the path is ever in the stack's state.
-* ``--ssh-key-secret``: loads that Key Vault secret (the node deploy key) into the SSH agent at
-  ``$SSH_AUTH_SOCK``, started if needed; the stack must say ``sshAgent: true``. Previews load none.
+* ``--ssh-key-secret``: loads that Key Vault secret (the node deploy key, ``node-ssh-key``) into
+  the SSH agent at ``$SSH_AUTH_SOCK``, started if needed; the stack must say ``sshAgent: true``.
+  Deploy and decommission only.
+* ``--read-key-secret``: the same for the key of the node read account (``node-read-key`` in the
+  preview vault), which can only run the installed read script (docs/runbooks.md, "Nodes (once
+  per node)"), so previews read every node at program time. Loaded only when the stack has nodes
+  to read; warns when the stack names no ``previewNodeUser`` (the preview would log in as the
+  deploy user, which the read key is not authorized for). Never the deploy key.
 * ``--cloud-only``: sets ``edge-registry:cloudOnly: true`` in this checkout's stack file (never
   committed), for a site whose cluster and nodes cannot be reached (docs/runbooks.md).
 
@@ -32,6 +39,8 @@ import yaml
 
 PROJECT = "edge-registry"
 CREDENTIAL_KEYS = ("kubeconfig", "sshPrivateKey")
+#: The node deploy key's vault secret (production vault): never loaded as a read key.
+DEPLOY_KEY_SECRET = "node-ssh-key"
 
 
 class SetupError(Exception):
@@ -97,13 +106,47 @@ def load_ssh_key(vault: str, secret: str, document: dict[str, Any], stack: str) 
         raise SetupError(f"ssh-add refused key vault secret {secret!r}: {added.stderr.strip()}")
 
 
+def nodes_to_read(document: dict[str, Any]) -> list[str]:
+    """Hosts of the stack's nodes that a run reads (a node marked ``gone`` is never contacted)."""
+    nodes = config_value(document, "nodes") or []
+    if not isinstance(nodes, list):
+        return []
+    return [str(n.get("host")) for n in nodes if isinstance(n, dict) and not n.get("gone")]
+
+
+def load_read_key(vault: str, secret: str, document: dict[str, Any], stack: str) -> list[str]:
+    """Load the node read account's key for a preview; returns what was done and any warning."""
+    if secret == DEPLOY_KEY_SECRET:
+        raise SetupError(f"{secret!r} is the node deploy key: a preview loads only the read account's key")
+    if not nodes_to_read(document):
+        return ["no nodes to read: no node key loaded"]
+    load_ssh_key(vault, secret, document, stack)
+    done = [f"node read key {secret!r} loaded into the SSH agent"]
+    if not config_value(document, "previewNodeUser"):
+        done.append(
+            f"::warning title=stack {stack}::Pulumi.{stack}.yaml sets no edge-registry:previewNodeUser: the preview "
+            "logs in to the nodes as their deploy user, which the read key is not authorized for, so each node "
+            "shows a warning and no plan (docs/runbooks.md, Nodes (once per node))"
+        )
+    return done
+
+
 def set_cloud_only(stack_file: Path, document: dict[str, Any]) -> None:
     document["config"][f"{PROJECT}:cloudOnly"] = True
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def prepare(stack: str, vault: str, ssh_key_secret: str | None, cloud_only: bool, project_dir: Path) -> list[str]:
+def prepare(
+    stack: str,
+    vault: str,
+    ssh_key_secret: str | None,
+    cloud_only: bool,
+    project_dir: Path,
+    read_key_secret: str | None = None,
+) -> list[str]:
     """Do the preparation; returns what was done (no secret values)."""
+    if ssh_key_secret and read_key_secret:
+        raise SetupError("--ssh-key-secret and --read-key-secret exclude each other: one node key per run")
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     document = stack_document(stack_file)
     held = [k for k in CREDENTIAL_KEYS if config_value(document, k) not in (None, "")]
@@ -116,6 +159,8 @@ def prepare(stack: str, vault: str, ssh_key_secret: str | None, cloud_only: bool
     if ssh_key_secret:
         load_ssh_key(vault, ssh_key_secret, document, stack)
         done.append(f"node key {ssh_key_secret!r} loaded into the SSH agent")
+    if read_key_secret:
+        done += load_read_key(vault, read_key_secret, document, stack)
     if cloud_only:
         set_cloud_only(stack_file, document)
         done.append(f"cloudOnly set in {stack_file.name} (this checkout only)")
@@ -126,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
     parser.add_argument("--vault", required=True, help="Key Vault of the GitHub environment")
-    parser.add_argument("--ssh-key-secret", help="Key Vault secret with the node key to load into the agent")
+    parser.add_argument("--ssh-key-secret", help="Key Vault secret with the node deploy key to load into the agent")
+    parser.add_argument("--read-key-secret", help="Key Vault secret with the node read account's key (previews)")
     parser.add_argument("--cloud-only", action="store_true")
     parser.add_argument("--project-dir", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args(argv)
     try:
-        for line in prepare(args.stack, args.vault, args.ssh_key_secret, args.cloud_only, args.project_dir):
+        for line in prepare(
+            args.stack, args.vault, args.ssh_key_secret, args.cloud_only, args.project_dir, args.read_key_secret
+        ):
             print(line)
     except SetupError as error:
         print(f"::error title=stack {args.stack}::{error}")

@@ -55,14 +55,20 @@ def test_jobs_outside_an_environment_hold_no_secret() -> None:
                 assert "PULUMI_CONFIG_PASSPHRASE" not in text, (path.name, name)
 
 
-def test_previews_never_use_the_deploy_environment_or_a_node_key() -> None:
+def test_previews_never_use_the_deploy_environment_or_the_deploy_key() -> None:
+    """Only the preview vault's read key goes into the preview's agent, never node-ssh-key."""
     job = workflow("preview.yml")["jobs"]["preview"]
     assert job["environment"] == "preview"
     setup = step(job, "Site credentials")
-    assert "scripts/ci_stack.py" in setup["run"] and "--ssh-key-secret" not in setup["run"]
-    assert "SSH_AUTH_SOCK" not in json.dumps(job)
+    assert setup["env"]["VAULT"] == "${{ vars.SITE_CREDENTIALS_VAULT }}"  # the preview environment's vault
+    assert "scripts/ci_stack.py" in setup["run"] and "--read-key-secret node-read-key" in setup["run"]
+    assert "--ssh-key-secret" not in setup["run"]
+    assert "node-ssh-key" not in (ROOT / ".github" / "workflows" / "preview.yml").read_text()
+    # The agent the program's node reads use (sshAgent: true), as in deploy.
+    assert job["env"]["SSH_AUTH_SOCK"] == "/tmp/edge-registry-ssh-agent.sock"
     names = [s.get("name", "") + s.get("uses", "") for s in job["steps"]]
     assert names.index(next(n for n in names if "azure/login" in n)) < names.index("Site credentials (read-only)")
+    assert names.index("Site credentials (read-only)") < names.index(next(n for n in names if "pulumi/actions" in n))
 
 
 @pytest.mark.parametrize("file, job_name", [("deploy.yml", "deploy"), ("decommission.yml", "decommission")])
@@ -133,7 +139,7 @@ def site(tmp_path: Path) -> dict[str, Any]:
         'while [ "$#" -gt 0 ]; do [ "$1" = --name ] && name=$2; shift; done\n'
         'case "$name" in\n'
         f"  kubeconfig-ship01) printf '%s' '{KUBECONFIG}' ;;\n"
-        f'  node-ssh-key) cat "{key}" ;;\n'
+        f'  node-ssh-key|node-read-key) cat "{key}" ;;\n'
         '  *) echo "ERROR: (SecretNotFound) A secret with (name/id) $name was not found in this key vault." >&2; exit 3 ;;\n'
         "esac\n"
     )
@@ -203,6 +209,63 @@ def test_the_node_key_needs_ssh_agent_mode(site: dict[str, Any]) -> None:
     stack_file.write_text(yaml.safe_dump(document))
     refused = prepare(site, "--ssh-key-secret", "node-ssh-key")
     assert refused.returncode == 1 and "sshAgent: true" in refused.stdout
+
+
+def with_nodes(site: dict[str, Any], **extra: Any) -> None:
+    stack_file = site["project"] / "Pulumi.ship01.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["edge-registry:nodes"] = [{"host": "192.0.2.10", "role": "server"},
+                                                 {"host": "192.0.2.11", "role": "agent", "gone": True}]
+    document["config"].update({f"edge-registry:{k}": v for k, v in extra.items()})
+    stack_file.write_text(yaml.safe_dump(document))
+
+
+def test_a_preview_loads_the_read_key_into_the_agent(site: dict[str, Any]) -> None:
+    with_nodes(site, previewNodeUser="edge-registry-read")
+    done = prepare(site, "--read-key-secret", "node-read-key")
+    pid = re.search(r"\(pid (\d+)\)", done.stdout)
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "node read key 'node-read-key' loaded into the SSH agent" in done.stdout
+        assert "::warning" not in done.stdout
+        listed = subprocess.run(["ssh-add", "-L"], capture_output=True, text=True, env=site["env"], timeout=30)
+        assert listed.stdout.split()[:2] == Path(f"{site['key']}.pub").read_text().split()[:2]
+        assert "PRIVATE KEY" not in done.stdout + done.stderr
+        assert "node-ssh-key" not in (site["tmp"] / "az.log").read_text()
+    finally:
+        if pid:
+            os.kill(int(pid.group(1)), signal.SIGTERM)
+
+
+def test_a_preview_without_a_node_read_account_warns_by_key(site: dict[str, Any]) -> None:
+    with_nodes(site)
+    done = prepare(site, "--read-key-secret", "node-read-key")
+    pid = re.search(r"\(pid (\d+)\)", done.stdout)
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "::warning title=stack ship01::" in done.stdout and "edge-registry:previewNodeUser" in done.stdout
+    finally:
+        if pid:
+            os.kill(int(pid.group(1)), signal.SIGTERM)
+
+
+def test_a_preview_of_a_stack_without_nodes_loads_no_key(site: dict[str, Any]) -> None:
+    done = prepare(site, "--read-key-secret", "node-read-key")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no nodes to read: no node key loaded" in done.stdout
+    assert "node-read-key" not in (site["tmp"] / "az.log").read_text()
+    assert not Path(site["env"]["SSH_AUTH_SOCK"]).exists()  # no agent started
+
+
+@pytest.mark.parametrize("args", [["--read-key-secret", "node-ssh-key"],
+                                  ["--read-key-secret", "node-read-key", "--ssh-key-secret", "node-ssh-key"]],
+                         ids=["deploy-key-as-read-key", "both-keys"])
+def test_a_preview_never_loads_the_deploy_key(site: dict[str, Any], args: list[str]) -> None:
+    with_nodes(site, previewNodeUser="edge-registry-read")
+    refused = prepare(site, *args)
+    assert refused.returncode == 1 and "::error" in refused.stdout
+    assert not Path(site["env"]["SSH_AUTH_SOCK"]).exists()
+    assert "node-ssh-key" not in ((site["tmp"] / "az.log").read_text() if (site["tmp"] / "az.log").exists() else "")
 
 
 def test_cloud_only_is_set_in_this_checkout(site: dict[str, Any]) -> None:
