@@ -50,12 +50,56 @@ def test_docs_cited_by_comments_exist() -> None:
     assert not missing, f"cited but missing from docs/: {missing}"
 
 
+#: Folders of files copied from elsewhere: each file is named, with its source and licence, in a
+#: README.md beside it or in a folder above it (up to the tree's top).
+VENDORED_TREES = (ROOT / "tests" / "vendor", ROOT / "tests" / "fixtures")
+
+
+def vendored_note_problems(tree: Path) -> list[str]:
+    """Files under ``tree`` whose nearest README.md does not name them or state a licence."""
+    problems = []
+    for vendored in sorted(tree.rglob("*")):
+        if vendored.is_dir() or vendored.name == "README.md" or "__pycache__" in vendored.parts:
+            continue
+        folder = vendored.parent
+        while not (folder / "README.md").is_file() and folder != tree:
+            folder = folder.parent
+        note = folder / "README.md"
+        where = vendored.relative_to(tree.parent)
+        if not note.is_file():
+            problems.append(f"{where}: no README.md beside it noting its source and licence")
+            continue
+        text = note.read_text()
+        if f"`{vendored.name}`" not in text:
+            problems.append(f"{where}: not named in {note.relative_to(tree.parent)}")
+        elif not re.search(r"\blicen[cs]e\b", text, re.IGNORECASE):
+            problems.append(f"{where}: {note.relative_to(tree.parent)} states no licence")
+    return problems
+
+
 def test_vendored_files_note_their_source_and_licence() -> None:
-    notes = (ROOT / "tests" / "vendor" / "README.md").read_text()
-    for vendored in (ROOT / "tests" / "vendor").iterdir():
-        if vendored.name != "README.md":
-            assert f"`{vendored.name}`" in notes, f"{vendored.name}: no source/licence note"
-    assert "Apache-2.0" in notes and "pulumi/pulumi" in notes
+    problems = [problem for tree in VENDORED_TREES for problem in vendored_note_problems(tree)]
+    assert not problems, "\n".join(problems)
+    vendor = (ROOT / "tests" / "vendor" / "README.md").read_text()
+    assert "Apache-2.0" in vendor and "pulumi/pulumi" in vendor
+    arm = (ROOT / "tests" / "fixtures" / "arm" / "README.md").read_text()
+    assert "MIT" in arm and "Azure/azure-rest-api-specs" in arm
+
+
+def test_the_vendored_note_check_finds_an_unnoted_file(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "data.json").write_text("{}")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "README.md").write_text("`other.json`: from somewhere. Licence: MIT\n")
+    (tmp_path / "b" / "spec.json").write_text("{}")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "README.md").write_text("`x.json`: from somewhere\n")
+    (tmp_path / "c" / "x.json").write_text("{}")
+    assert vendored_note_problems(tmp_path) == [
+        f"{tmp_path.name}/a/data.json: no README.md beside it noting its source and licence",
+        f"{tmp_path.name}/b/spec.json: not named in {tmp_path.name}/b/README.md",
+        f"{tmp_path.name}/c/x.json: {tmp_path.name}/c/README.md states no licence",
+    ]
 
 
 #: A path built from the repository root to one of its stack files (``Pulumi.<name>.yaml``, a
