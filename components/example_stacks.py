@@ -18,4 +18,9 @@ def example_stacks(root: Path) -> set[str]:
     path = root / EXAMPLES_FILE
     if not path.is_file():
         return set()
-    return {line.split("#", 1)[0].strip() for line in path.read_text().splitlines()} - {""}
+    return parse_example_stacks(path.read_text())
+
+
+def parse_example_stacks(text: str) -> set[str]:
+    """The stack names of an example list's text (also an older commit's, read with ``git show``)."""
+    return {line.split("#", 1)[0].strip() for line in text.splitlines()} - {""}

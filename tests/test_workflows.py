@@ -231,6 +231,25 @@ def test_the_example_stack_is_skipped_until_its_owner_opts_it_in(pushed_repo) ->
     assert select_stacks(repo, "push", edited, opted_in) == ["dev"]
 
 
+def test_removing_a_stack_from_the_example_list_previews_and_deploys_it(pushed_repo) -> None:
+    """Opting in is the list's change alone when the stack file is already the real site's: that
+    stack is affected by the change; a stack newly listed as an example is not."""
+    repo, commit = pushed_repo
+    (repo / ".github").mkdir()
+    base = commit(**{".github__example-stacks.txt": "# examples, not sites\ndev\nship02\n"})
+    opted_in = commit(**{".github__example-stacks.txt": "# examples, not sites\nship02\n"})
+    assert preview_stacks(repo, base, opted_in) == ["dev"]
+    assert select_stacks(repo, "push", base, opted_in) == ["dev"]
+    listed = commit(**{".github__example-stacks.txt": "# examples, not sites\nship01\nship02\n"})
+    assert preview_stacks(repo, opted_in, listed) == [] and select_stacks(repo, "push", opted_in, listed) == []
+    # The whole list deleted: everything it listed is a site now.
+    removed = commit(**{".github__example-stacks.txt": None})
+    assert preview_stacks(repo, listed, removed) == ["ship01", "ship02"]
+    # A list that did not exist at the base opts nothing in.
+    added = commit(**{".github__example-stacks.txt": "dev\n"})
+    assert preview_stacks(repo, removed, added) == []
+
+
 #: The subscription the shipped example stack carries: no real site has it.
 EXAMPLE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
