@@ -7,6 +7,11 @@ project directory: ``pulumi.dynamic.__main__.get_provider`` does
 imported, so the loader below makes the same call itself). So the import paths
 ``components.token_password``, ``components.deactivation`` (and ``components.slot_retirement``)
 must keep working for good.
+
+Two sets of blobs are loaded: the ones the current code serializes (a moved module fails), and
+``tests/fixtures/provider_state/providers.json``, serialized once by an earlier version and
+checked in (a renamed class, or an instance attribute the methods expect that an old blob does
+not carry, fails too: what existing stacks' state holds does not change with the code).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from components.render import REPO_ROOT, render_stack
 from tests.fixture_stacks import STACK_DIR
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "provider_state" / "providers.json"
 
 PROVIDERS = {
     "pulumi-python:dynamic/edgeregistry:TokenPassword": "components.token_password.TokenPasswordProvider",
@@ -41,38 +48,63 @@ for type_, blob in blobs.items():
     cls = type(provider)
     check = provider.check({}, {}) if hasattr(provider, "check") else None
     loaded[type_] = {"class": f"{cls.__module__}.{cls.__qualname__}",
-                     "checks": sorted(f.property for f in check.failures) if check else None}
+                     "checks": sorted(f.property for f in check.failures) if check else None,
+                     # What the stored instance carries vs what today's constructor sets.
+                     "attributes": sorted(vars(provider)), "expected": sorted(vars(cls()))}
 print(json.dumps(loaded))
 """
 
 
-def test_serialized_providers_from_a_render_load_in_a_fresh_process(tmp_path: Path) -> None:
+def serialized_providers() -> dict[str, str]:
+    """Each dynamic provider as the SDK serializes it into the state (from a render)."""
     result = render_stack(stack="dev", stack_dir=STACK_DIR)
-    blobs = {}
-    for type_ in PROVIDERS:
-        (first, *_) = result.by_type(type_)
-        assert first.serialized_provider
-        raw = base64.b64decode(first.serialized_provider)
-        # By reference: the state names the module, it does not carry the code.
-        module = PROVIDERS[type_].rsplit(".", 1)[0]
-        assert module.encode() in raw
-        blobs[type_] = first.serialized_provider
+    return {type_: str(result.by_type(type_)[0].serialized_provider) for type_ in PROVIDERS}
+
+
+def write_fixture() -> None:
+    """Write tests/fixtures/provider_state/providers.json from the current code (see its README)."""
+    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    FIXTURE.write_text(json.dumps(serialized_providers(), indent=2, sort_keys=True) + "\n")
+
+
+def load_in_a_fresh_process(blobs: dict[str, str], tmp_path: Path) -> dict[str, dict]:
     blob_file = tmp_path / "providers.json"
     blob_file.write_text(json.dumps(blobs))
-
     loaded = subprocess.run(
         [sys.executable, "-c", LOADER, str(blob_file)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
+    assert loaded.returncode == 0, f"stored providers no longer load:\n{loaded.stderr}"
+    found: dict[str, dict] = json.loads(loaded.stdout)
+    return found
 
-    found = json.loads(loaded.stdout)
+
+def assert_usable(found: dict[str, dict]) -> None:
     assert {t: v["class"] for t, v in found.items()} == PROVIDERS
+    for type_, provider in found.items():
+        assert provider["attributes"] == provider["expected"], f"{type_}: the stored instance's attributes differ"
     # Usable, not just importable: each provider validates inputs (all required ones missing here).
     assert "tokenId" in found["pulumi-python:dynamic/edgeregistry:TokenPassword"]["checks"]
     assert "installId" in found["pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation"]["checks"]
     assert "role" in found["pulumi-python:dynamic/edgeregistry:SlotRetirement"]["checks"]
+
+
+def test_serialized_providers_from_a_render_load_in_a_fresh_process(tmp_path: Path) -> None:
+    blobs = serialized_providers()
+    for type_, blob in blobs.items():
+        # By reference: the state names the module, it does not carry the code.
+        module = PROVIDERS[type_].rsplit(".", 1)[0]
+        assert module.encode() in base64.b64decode(blob)
+
+    assert_usable(load_in_a_fresh_process(blobs, tmp_path))
+
+
+def test_provider_state_stored_by_an_earlier_version_still_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    stored = json.loads(FIXTURE.read_text())
+    assert set(stored) == set(PROVIDERS)
+
+    assert_usable(load_in_a_fresh_process(stored, tmp_path))
