@@ -12,12 +12,9 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-__all__ = ["READ_MARKER", "APPLY_MARKER", "apply_command", "destroy_command", "read_command"]
+__all__ = ["apply_command", "destroy_command", "read_command"]
 
 _SCRIPTS = Path(__file__).with_name("node_scripts")
-#: First line of each script: tells the commands apart (the renderer's fakes use it).
-READ_MARKER = "# edge-registry read:"
-APPLY_MARKER = "# edge-registry apply:"
 
 
 @cache

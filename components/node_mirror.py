@@ -8,7 +8,10 @@ original kept once → backup → atomic rename → restart only on change → w
 failure. Its ``delete`` (``node_scripts/destroy.sh``) runs from stored state and puts back the
 bytes the node had before. A converged node gives the same payload again, so a preview of an
 unchanged site shows no change; the component logs per node what the write does (unchanged, or
-which keys change and that k3s restarts) as a diagnostic on itself.
+which keys change and that k3s restarts) as a diagnostic on itself, also in a preview that
+cannot see the endpoint, the CA or the credentials yet (planned with placeholders, and saying
+so). A node that could not be read, or whose file fails the k3s check in the part edge-registry
+does not own, gets no write: a preview warns, ``up`` stops.
 
 No data or credential is ever part of a command string (pulumi-command prints it on failure)
 or of ``environment`` (default sshd rejects SetEnv): everything goes on stdin.
@@ -16,29 +19,23 @@ or of ``environment`` (default sshd rejects SetEnv): everything goes on stdin.
 
 from __future__ import annotations
 
-import posixpath
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
 from pulumi_command import remote
 
-from components import registries_yaml as ry
 from components.node_commands import apply_command as _apply_command
 from components.node_commands import destroy_command as _destroy_command
 from components.node_commands import read_command as _read_command
-from components.node_payload import (  # noqa: F401 - re-exported: the protocol's former home
-    ApplyPlan,
-    NodeMirrorError,
-    NodeRead,
-    apply_stdin,
-    decode_apply_stdin,
-    parse_read_output,
-    render_read_output,
-)
-from components.node_plan import describe_plan, plan_apply
-from components.node_read import NodeReadFailure, NodeTarget, ReadResult
+from components.node_payload import NodeMirrorError, NodeRead, apply_stdin
+
+# The protocol's former home: tests/test_node_reader.py and tests/test_site_wiring.py import these from here.
+from components.node_payload import decode_apply_stdin, parse_read_output  # noqa: F401
+from components.node_plan import describe_plan, describe_with_placeholders, plan_node
+from components.node_read import NodeFileInvalid, NodeReadFailure, NodeTarget, ReadResult, check_read
 
 __all__ = [
     "DIAL_ERROR_LIMIT",
@@ -46,11 +43,9 @@ __all__ = [
     "NodeMirror",
     "NodeMirrorArgs",
     "NodeMirrorError",
-    "CA_FILE_NAME",
     "apply_command",
-    "ca_file_path",
     "destroy_command",
-    "node_stdin",
+    "node_target",
     "read_command",
     "unreadable_message",
 ]
@@ -92,8 +87,9 @@ class NodeMirrorArgs:
     scheme: Literal["http", "https"] = "http"
     """``https`` when the on-prem install uses TLS."""
     ca_certificate: pulumi.Input[str] | None = None
-    """https: the site CA (PEM), installed beside registries.yaml (:func:`ca_file_path`, root,
-    0644) and named in ``configs[endpoint].tls.ca_file``."""
+    """https: the site CA (PEM), installed beside registries.yaml
+    (:func:`components.node_plan.ca_file_path`, root, 0644) and named in
+    ``configs[endpoint].tls.ca_file``."""
     login_server: str | None = None
     """The parent's login server (``<registry>.azurecr.io``), mirrored to the endpoint too."""
     username: pulumi.Input[str] | None = None
@@ -159,58 +155,34 @@ def node_target(args: NodeMirrorArgs) -> NodeTarget:
     return NodeTarget(host=args.host, port=args.port, user=args.user, path=args.path, host_key=args.host_key)
 
 
-#: The site CA's file name on a node, beside registries.yaml.
-CA_FILE_NAME = "edge-registry-ca.crt"
+#: The NodeMirrorArgs inputs that may be outputs of other resources (unknown in a first
+#: deploy's preview), in the order the plan takes them.
+_INPUTS = ("endpoint", "ca_certificate", "username", "password")
 
 
-def ca_file_path(path: str) -> str:
-    """Where the site CA goes on a node whose registries.yaml is ``path``: the same directory."""
-    return posixpath.join(posixpath.dirname(path), CA_FILE_NAME)
-
-
-def node_plan(
-    args: NodeMirrorArgs,
-    read: NodeRead,
-    endpoint: str,
-    ca_certificate: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-) -> ApplyPlan:
-    """The apply plan for ``args`` given what was read, the site CA (https) and the client
-    token's credentials (``args``' inputs, resolved); NodeMirrorError names host and path."""
-    try:
-        ca_file = ca_file_path(args.path) if ca_certificate else None
-        ours = ry.mirror_entries(
-            endpoint, args.scheme, ca_file, args.insecure_skip_verify,
-            login_server=args.login_server, username=username, password=password,
-        )
-        return replace(
-            plan_apply(read, ours),
-            ca=ca_certificate.encode("utf-8") if ca_certificate else None, ca_file=ca_file,
-        )
-    except ry.RegistriesYamlError as exc:
-        raise NodeMirrorError(
-            f"node {args.host}: {args.path}: {exc}. Nothing was sent to the node: fix or remove that "
-            "entry in the node's file (k3s would not start with it), then run 'pulumi up' again."
-        ) from exc
-    except ValueError as exc:
-        raise NodeMirrorError(f"node {args.host}: {args.path}: {exc}") from exc
-
-
-def node_stdin(
-    args: NodeMirrorArgs,
-    read: NodeRead,
-    endpoint: str,
-    ca_certificate: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-) -> str:
-    """The apply command's stdin for ``args`` given what was read on the node."""
-    return apply_stdin(node_plan(args, read, endpoint, ca_certificate, username, password))
+def _plan_inputs(args: NodeMirrorArgs, values: Sequence[Any]) -> dict[str, Any]:
+    """components.node_plan.plan_node's keywords for ``args``, with ``values`` for :data:`_INPUTS`."""
+    return dict(
+        host=args.host, path=args.path, scheme=args.scheme, login_server=args.login_server,
+        insecure_skip_verify=args.insecure_skip_verify, **dict(zip(_INPUTS, values, strict=True)),
+    )
 
 
 def unreadable_message(failure: NodeReadFailure, path: str, preview: bool) -> str:
-    """What the operator reads about a node that could not be read, with the way out."""
+    """What the operator reads about a node that could not be read, or whose file cannot be
+    merged into, with the way out."""
+    if isinstance(failure, NodeFileInvalid):
+        if preview:
+            return (
+                f"node {failure.host}: {path}: {failure.reason}; edge-registry does not write over a file that fails "
+                "the k3s check: no write is planned for it in this preview. 'pulumi up' stops until the file is "
+                "fixed on the node or the node is marked gone: true."
+            )
+        return (
+            f"node {failure.host}: {path}: {failure.reason}. Nothing was changed: edge-registry does not write over "
+            "a file that fails the k3s check. Fix that entry in the file on the node (or set gone: true on the "
+            "node in edge-registry:nodes if it no longer exists), then run 'pulumi up' again."
+        )
     if preview:
         return (
             f"node {failure.host}: cannot read {path} over SSH ({failure.reason}); no write is planned for "
@@ -257,6 +229,8 @@ class NodeMirror(pulumi.ComponentResource):
         )
         # Children do not inherit the component's depends_on: the apply carries it (rolling order).
         depends_on = opts.depends_on if opts is not None else None
+        if not (args.gone or held) and isinstance(read, NodeRead):
+            read = check_read(args.host, read)  # a file the merge cannot keep is never written over
         if args.gone or held or not isinstance(read, NodeRead):
             if args.gone:
                 self.summary = pulumi.Output.from_input(f"node {args.host}: gone, not contacted")
@@ -285,15 +259,28 @@ class NodeMirror(pulumi.ComponentResource):
                 f"node {args.host}: no pinned host key (hostKey): the SSH host key is not checked", resource=self
             )
 
-        def payload(values: list[Any]) -> tuple[str, str]:
-            plan = node_plan(args, read, *values)
-            return apply_stdin(plan), describe_plan(read, plan, args.host, args.path, args.unit)
+        node_read: NodeRead = read
+        inputs = [getattr(args, name) for name in _INPUTS]
 
-        planned: pulumi.Output[tuple[str, str]] = pulumi.Output.all(
-            args.endpoint, args.ca_certificate, args.username, args.password
-        ).apply(payload)
+        def payload(values: list[Any]) -> tuple[str, str]:
+            plan = plan_node(node_read, **_plan_inputs(args, values))
+            return apply_stdin(plan), describe_plan(node_read, plan, args.host, args.path, args.unit)
+
+        planned: pulumi.Output[tuple[str, str]] = pulumi.Output.all(*inputs).apply(payload)
         stdin: pulumi.Output[str] = pulumi.Output.secret(planned.apply(lambda p: p[0]))
-        self.summary = planned.apply(lambda p: p[1])
+
+        async def summary() -> str:
+            # A preview does not run apply() on unknown values (a first deploy: the endpoint, the
+            # CA or the password), so the line would never be logged: plan with placeholders then.
+            values = [pulumi.Output.from_input(value) for value in inputs]
+            known = [await value.is_known() for value in values]
+            if all(known):
+                return str((await planned.future() or ("", ""))[1])
+            resolved = [await value.future() if is_known else None for value, is_known in zip(values, known, strict=True)]
+            not_known = [name for name, is_known in zip(_INPUTS, known, strict=True) if not is_known]
+            return describe_with_placeholders(node_read, args.unit, not_known, **_plan_inputs(args, resolved))
+
+        self.summary = pulumi.Output.from_input(summary())
         self.summary.apply(lambda text: pulumi.log.info(text, resource=self))
         self.apply = remote.Command(
             f"{name}-apply",

@@ -5,8 +5,9 @@ header lines, then ``begin NAME`` / base64 lines / ``end NAME`` sections (coreut
 ``base64`` wrapping). The program side of the protocol lives here, the node side in
 ``node_scripts/`` (see docs/nodes.md); the real-sshd tests check that the two agree.
 
-To add a field (as the https CA was: a ``ca`` line both ways, a ``ca`` section in the payload):
-add a header line or a section on both sides; :func:`parse_read_output` and :func:`decode_apply_stdin` ignore what they do not
+To add a field (as the https CA was: a ``ca`` line both ways, a ``ca`` section in the payload;
+and the ``generation`` line, recorded in ``applied``): add a header line or a section on both
+sides; :func:`parse_read_output` and :func:`decode_apply_stdin` ignore what they do not
 know, ``apply.sh`` fails on an unknown line (so an old script never half-understands a payload).
 """
 
@@ -35,7 +36,10 @@ __all__ = [
 ]
 
 READ_HEADER = "edge-registry-read 2"
-"""First line of read.sh's output (2: adds the ``applied`` line)."""
+"""First line of read.sh's output (2: adds the ``applied`` line). Later additions kept the
+version, because an older script's output still parses: the ``ca`` line (missing from a read
+script installed before it, so :attr:`NodeRead.ca` is None) and the generation in ``applied``
+(printed by any version-2 script, which prints that file as it is)."""
 APPLY_HEADER = "edge-registry-apply 1"
 """First line of the apply payload."""
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -114,6 +118,9 @@ class NodeRead:
     """``expected`` of the payload that last converged the node (None: not recorded)."""
     applied_pending: bool = False
     """``pending`` of the payload that last converged the node."""
+    applied_generation: int | None = None
+    """``generation`` of the payload that last converged the node (None: not recorded, a
+    record older than the generation line)."""
     ca: str | None = "none"
     """sha256 of the CA file edge-registry installed beside the file (``absent``: gone since),
     ``none``: it installed none; None: not reported (a read script older than the CA line)."""
@@ -129,6 +136,7 @@ def render_read_output(
     restart_pending: bool = False,
     applied_expected: str | None = None,
     applied_pending: bool = False,
+    applied_generation: int | None = None,
     ca: str | None = "none",
 ) -> str:
     """The stdout ``read.sh`` prints (last newline trimmed).
@@ -143,7 +151,8 @@ def render_read_output(
     if applied_expected is None:
         lines.append("applied none")
     else:
-        lines.append(f"applied {applied_expected} {'yes' if applied_pending else 'no'}")
+        generation = "" if applied_generation is None else f" {applied_generation}"
+        lines.append(f"applied {applied_expected} {'yes' if applied_pending else 'no'}{generation}")
     if ca is not None:
         lines.append(f"ca {ca}")
     sections = [("content", content), ("original", original if recorded else None),
@@ -175,13 +184,15 @@ def parse_read_output(stdout: str) -> NodeRead:
     if recorded and file_sha(original) != fields["original"]:
         raise NodeMirrorError("read output is inconsistent (original checksum)")
     written = fields["written"] if _SHA_RE.match(fields["written"]) else None
-    applied_expected, _, applied_pending = fields["applied"].partition(" ")
+    # "<expected> <pending> [<generation>]", or "none"
+    applied_expected, applied_pending, applied_generation = (fields["applied"].split(" ") + ["", ""])[:3]
     if not (_SHA_RE.match(applied_expected) or applied_expected == "absent"):
-        applied_expected, applied_pending = "", "no"
+        applied_expected, applied_pending, applied_generation = "", "no", ""
     return NodeRead(
         content=content, recorded=recorded, original=original, written=written,
         owned=_owned_keys(sections.get("owned", b"")), restart_pending=fields["restart-pending"] == "yes",
         applied_expected=applied_expected or None, applied_pending=applied_pending == "yes",
+        applied_generation=int(applied_generation) if applied_generation.isdigit() else None,
         ca=fields.get("ca"),
     )
 
@@ -204,6 +215,11 @@ class ApplyPlan:
     """Keys this program owns after the write."""
     restart_pending: bool = False
     """Carried from the read so the payload differs and the apply runs to finish a restart."""
+    generation: int | None = None
+    """Counts the applies that were not a converged node's re-emission: the payload of a node
+    that is not converged always differs from the one stored for it, even when the node is
+    back in a state it had before (a CA file deleted twice). None: no such line (a node
+    converged by a version before the counter)."""
     ca: bytes | None = None
     """https: the site CA to install beside the file (None: none, and one edge-registry installed
     earlier is removed)."""
@@ -226,8 +242,10 @@ def apply_stdin(plan: ApplyPlan) -> str:
         f"desired {plan.desired}",
         f"restore {file_sha(plan.restore)}",
         f"pending {'yes' if plan.restart_pending else 'no'}",
-        f"ca {file_sha(plan.ca) if plan.ca is not None else 'none'}",
     ]
+    if plan.generation is not None:
+        lines.append(f"generation {plan.generation}")
+    lines.append(f"ca {file_sha(plan.ca) if plan.ca is not None else 'none'}")
     if plan.ca is not None:
         lines += [f"ca-file {plan.ca_file}", "begin ca", *_b64_lines(plan.ca), "end ca"]
     lines += ["begin content", *_b64_lines(plan.content), "end content"]
@@ -247,5 +265,6 @@ def decode_apply_stdin(stdin: str) -> ApplyPlan:
     return ApplyPlan(
         expected=fields.get("expected", ""), content=content, restore=sections.get("restore"),
         owned=_owned_keys(sections.get("owned", b"")), restart_pending=fields.get("pending") == "yes",
+        generation=int(fields["generation"]) if fields.get("generation", "").isdigit() else None,
         ca=sections.get("ca"), ca_file=fields.get("ca-file"), document=ry.parse(content),
     )

@@ -7,6 +7,11 @@ user other than root, and ``node_scripts/read.sh`` as the script. Connect and co
 bounded, so a dead node costs seconds. What was read is plain data the apply payload is
 computed from (components/node_plan.py), so previews can diff it (docs/nodes.md).
 
+:func:`check_read` then looks at what was read: a file whose part edge-registry does not own
+is not a valid k3s registries.yaml is a :class:`NodeFileInvalid`, reported like a node that
+could not be read (a preview warns and plans no write for it, ``up`` stops), and never
+written over.
+
 The reader is injectable: the site takes any :class:`NodeReader`; the offline renderer passes
 its fakes (components/render_fakes.py) unless asked to read the real nodes.
 """
@@ -28,13 +33,16 @@ import paramiko
 
 from components.node_commands import read_command
 from components.node_payload import NodeMirrorError, NodeRead, parse_read_output
+from components.node_plan import foreign_problem
 
 __all__ = [
+    "NodeFileInvalid",
     "NodeReadFailure",
     "NodeReader",
     "NodeTarget",
     "ReadResult",
     "SshNodeReader",
+    "check_read",
     "load_private_key",
 ]
 
@@ -64,8 +72,23 @@ class NodeReadFailure:
     or a retry. False when it answered but the answer is unusable (host key, sudo, output)."""
 
 
+@dataclass(frozen=True)
+class NodeFileInvalid(NodeReadFailure):
+    """A node that was read, but whose file cannot be merged into: ``reason`` says what is wrong
+    with the part edge-registry does not own (keys and types, no values). Never ``unreachable``:
+    the way out is fixing the file on the node (or ``gone``)."""
+
+
 ReadResult = NodeRead | NodeReadFailure
 """What reading one node gave."""
+
+
+def check_read(host: str, result: ReadResult) -> ReadResult:
+    """``result``, or a :class:`NodeFileInvalid` when it is a read of a file the merge cannot keep."""
+    if not isinstance(result, NodeRead):
+        return result
+    problem = foreign_problem(result)
+    return result if problem is None else NodeFileInvalid(host, problem, False)
 
 
 class NodeReader(Protocol):

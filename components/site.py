@@ -31,7 +31,7 @@ from components.config import (
 )
 from components.node_mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
 from components.node_reader import read_command as preview_read_command
-from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader
+from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
 from components.site_tls import SiteTls, SiteTlsArgs, check_brought_expiry, service_dns_names
@@ -78,7 +78,8 @@ def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: 
 
 
 class NodesUnreadable(Exception):
-    """``pulumi up`` with nodes that could not be read: one line per node, each with the way out."""
+    """``pulumi up`` with nodes that could not be read, or whose file cannot be merged into: one
+    line per node, each with the way out."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
@@ -125,9 +126,11 @@ def _node_args(
 def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResult]:
     """Read every node that is not gone, in parallel, before anything is declared.
 
-    Under ``pulumi up`` a node that cannot be read stops the run here, so nothing of the site is
-    changed; under preview it is reported by its NodeMirror (a warning, no write planned). With
-    ``previewNodeUser`` a preview reads as that account instead of the node's user.
+    Under ``pulumi up`` a node that cannot be read, or whose file fails the k3s check in the part
+    edge-registry does not own (:func:`components.node_read.check_read`), stops the run here, so
+    nothing of the site is changed; under preview it is reported by its NodeMirror (a warning, no
+    write planned). With ``previewNodeUser`` a preview reads as that account instead of the
+    node's user.
     """
     targets = [node_target(_node_args(site, n, "", None)) for n in site.nodes if not n.gone]
     if not targets:
@@ -139,7 +142,7 @@ def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResul
             dataclasses.replace(t, user=site.preview_node_user, command=preview_read_command(t.path)) for t in targets
         ]
     key = site.ssh_private_key.get_secret_value() if site.ssh_private_key and not site.ssh_agent else None
-    reads = dict(reader.read_nodes(targets, key, use_agent=site.ssh_agent))
+    reads = {host: check_read(host, result) for host, result in reader.read_nodes(targets, key, use_agent=site.ssh_agent).items()}
     if not pulumi.runtime.is_dry_run():
         paths = {t.host: t.path for t in targets}
         failures = [r for r in reads.values() if isinstance(r, NodeReadFailure)]
@@ -393,7 +396,7 @@ def run(catalog: CatalogSource = azure_catalog) -> Site:
     except ConfigError as error:
         raise pulumi.RunError("invalid site configuration:\n" + "\n".join(error.problems)) from None
     except NodesUnreadable as error:
-        raise pulumi.RunError("nodes could not be read; nothing was changed:\n" + str(error)) from None
+        raise pulumi.RunError("nodes could not be read or used; nothing was changed:\n" + str(error)) from None
     for key, value in site_outputs(site).items():
         pulumi.export(key, value)
     return site

@@ -14,7 +14,9 @@ A *run* evaluates NodeMirror under the SDK's mocks, as ``pulumi preview`` (dry r
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from tests.sshd import NodePath, SshServer
 
 ENDPOINT = "10.43.0.10:80"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
+#: The engine's wire value for an output that is not known yet (a preview of a resource to create).
+UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+PENDING_TYPE = "test:index:Pending"
 # Input names as the engine stores them (camelCase wire names) for the ignoreChanges mapping.
 _WIRE = {"add_previous_output_in_env": "addPreviousOutputInEnv"}
 
@@ -64,12 +69,24 @@ class CommandMocks(pulumi.runtime.Mocks):
         self.raw: dict[str, dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == PENDING_TYPE:  # a value a preview cannot see, as the engine sends it
+            return f"{args.name}-id", {"value": UNKNOWN_WIRE}
         self.raw[args.name] = dict(args.inputs)
         self.inputs[args.name] = unwrap(dict(args.inputs))
         return f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
+
+
+class Pending(pulumi.CustomResource):
+    """A resource whose ``value`` the engine reports as unknown (a first deploy's ClusterIP, CA
+    or password, in a preview)."""
+
+    value: pulumi.Output[Any]
+
+    def __init__(self, name: str) -> None:
+        super().__init__(PENDING_TYPE, name, {"value": None})
 
 
 @dataclass
@@ -83,9 +100,17 @@ class Evaluation:
 
 
 def evaluate(
-    nodes: list[nm.NodeMirrorArgs], reader: NodeReader, preview: bool = False, private_key: str | None = "key"
+    nodes: list[nm.NodeMirrorArgs],
+    reader: NodeReader,
+    preview: bool = False,
+    private_key: str | None = "key",
+    unknown: Sequence[str] = (),
 ) -> Evaluation:
-    """Run a program that reads ``nodes`` with ``reader`` and declares them (chained, rolling)."""
+    """Run a program that reads ``nodes`` with ``reader`` and declares them (chained, rolling).
+
+    ``unknown``: NodeMirrorArgs fields (``endpoint``, ``ca_certificate``, ``password``…) that are
+    outputs of a resource the engine has not created yet: unknown in a preview.
+    """
     mocks = CommandMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="edge-registry", stack="test", preview=preview, monitor=monitor)
@@ -108,6 +133,8 @@ def evaluate(
         previous: nm.NodeMirror | None = None
         summaries = []
         for i, args in enumerate(nodes):
+            if unknown:
+                args = dataclasses.replace(args, **{name: Pending(f"pending-{i}-{name}").value for name in unknown})
             opts = pulumi.ResourceOptions(depends_on=[previous]) if previous else None
             previous = nm.NodeMirror(f"node{i}", args, reads.get(args.host), opts)
             summaries.append(previous.summary)

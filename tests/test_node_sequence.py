@@ -7,6 +7,7 @@ tests/node_engine.py: nodes are read at program time by the program's own reader
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -215,6 +216,64 @@ def test_a_node_down_at_preview_and_at_up(node: Node) -> None:
     assert time.monotonic() - started < 5
     # back up: no change
     assert node.preview() == "same"
+
+
+def test_a_file_put_back_as_it_was_before_edge_registry_shows_as_a_change_and_is_merged_again(node: Node) -> None:
+    node.path.write_bytes(FOREIGN)
+    assert node.up().returncode == 0
+    # Twice: each time the node is in the very state the first up started from.
+    for restarts in (2, 3):
+        node.path.write_bytes(FOREIGN)  # someone restores the original by hand
+        assert node.preview() == "update"
+        assert _plan_line(node).endswith(f"mirrors[{ENDPOINT}] added; k3s restarts")
+        result = node.up()
+        assert result.returncode == 0, result.stderr
+        assert ry.unmerge(node.document(), [("mirrors", ENDPOINT)]) == ry.parse(FOREIGN)
+        assert len(node.server.restarts()) == restarts
+        assert node.preview() == "same"
+        assert node.preview() == "same"
+
+
+INVALID = b'mirrors:\n  docker.io:\n    endpoint: "https://mirror.example.com:5000"\n'
+"""YAML, but not for k3s: ``endpoint`` must be a list (k3s would never start with it)."""
+PROBLEM = 'mirrors["docker.io"].endpoint: must be a list of URLs, not a string'
+
+
+@pytest.mark.parametrize("applied_before", [False, True])
+def test_a_file_that_fails_the_k3s_check_is_a_warning_at_preview_and_stops_up(node: Node, applied_before: bool) -> None:
+    if applied_before:
+        assert node.up().returncode == 0  # a node edge-registry wrote, then someone broke the file
+        node.path.write_bytes(node.content() + INVALID.replace(b"mirrors:\n", b""))  # type: ignore[operator]
+    else:
+        node.path.write_bytes(INVALID)
+    before, stored, restarts = node.content(), node.stored, len(node.server.restarts())
+    # preview: succeeds, warns naming the node, the file and the problem; plans no write
+    assert node.preview() == ("same" if applied_before else "create")
+    assert node.last is not None
+    warnings = [m for level, m in node.last.logs if level == "warn"]
+    assert any(m.startswith(f"node 127.0.0.1: {node.path}: {PROBLEM}") and "no write is planned" in m
+               for m in warnings), warnings
+    assert "stdin" not in node.last_apply and "create" not in node.last_apply
+    # up: a clean stop naming the node, the file, the problem and the way out; nothing sent
+    with pytest.raises(Exception, match=rf"node 127\.0\.0\.1: {re.escape(str(node.path))}: {re.escape(PROBLEM)}\. "
+                       r"Nothing was changed.*Fix that entry in the file on the node.*gone: true"):
+        node.up()
+    assert node.content() == before and node.stored is stored
+    assert len(node.server.restarts()) == restarts
+    assert node.side.exists() is applied_before
+    # fixed on the node: planned and written as usual
+    node.path.write_bytes(FOREIGN)
+    assert node.up().returncode == 0
+    assert ry.unmerge(node.document(), [("mirrors", ENDPOINT)]) == ry.parse(FOREIGN)
+
+
+def test_a_file_that_is_not_yaml_is_reported_without_quoting_it(node: Node) -> None:
+    node.path.write_bytes(b'configs:\n  r.example:\n    auth:\n      password: "s3cret\n  x: [\n')
+    node.preview()
+    assert node.last is not None
+    (warning,) = [m for level, m in node.last.logs if level == "warn"]
+    assert "the file is not valid YAML" in warning and "at line" in warning
+    assert "s3cret" not in warning
 
 
 # --------------------------------------------------------------------------- the reader itself

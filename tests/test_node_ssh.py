@@ -22,7 +22,7 @@ import pytest
 
 from components import node_mirror as nm
 from components import registries_yaml as ry
-from components.node_payload import NodeRead
+from components.node_payload import NodeRead, decode_apply_stdin, parse_read_output, render_read_output
 from components.node_read import NodeReadFailure
 from components.render_fakes import FakeNodeReader
 from tests.node_engine import ENDPOINT, Node, evaluate
@@ -364,25 +364,26 @@ def test_kill_9_leaves_old_or_new_file_and_the_next_run_converges(node: Node, ki
 def test_read_output_is_what_the_renderer_fakes(node: Node) -> None:
     read = nm.read_command(node.args())
     node.path.write_bytes(FOREIGN)
-    assert node.server.ssh(read).stdout.removesuffix("\n") == nm.render_read_output(FOREIGN)
+    assert node.server.ssh(read).stdout.removesuffix("\n") == render_read_output(FOREIGN)
     node.path.unlink()
-    assert node.server.ssh(read).stdout.removesuffix("\n") == nm.render_read_output(None)
+    assert node.server.ssh(read).stdout.removesuffix("\n") == render_read_output(None)
     node.path.write_bytes(b"")
-    assert node.server.ssh(read).stdout.removesuffix("\n") == nm.render_read_output(b"")
+    assert node.server.ssh(read).stdout.removesuffix("\n") == render_read_output(b"")
 
 
 def test_read_output_after_an_apply_reports_the_record(node: Node) -> None:
     node.path.write_bytes(FOREIGN)
     assert node.up().returncode == 0
     stdout = node.server.ssh(nm.read_command(node.args())).stdout.removesuffix("\n")
-    read = nm.parse_read_output(stdout)
+    read = parse_read_output(stdout)
     assert read.recorded and read.original == FOREIGN
     assert read.owned == (("mirrors", ENDPOINT),)
     assert read.written is not None and read.content is not None
     assert read.applied_expected == hashlib.sha256(FOREIGN).hexdigest() and read.applied_pending is False
-    assert stdout == nm.render_read_output(
+    assert read.applied_generation == 1  # the first apply that was not a converged re-emission
+    assert stdout == render_read_output(
         read.content, recorded=True, original=FOREIGN, written=read.written, owned=read.owned,
-        applied_expected=read.applied_expected,
+        applied_expected=read.applied_expected, applied_generation=1,
     )
 
 
@@ -409,7 +410,7 @@ def test_no_secret_in_any_command_string() -> None:
     assert "environment" not in inputs["node0-apply"]
     # The file (with the password) reaches the node only on stdin, as a secret.
     assert "4dabf18193072939515e22adb298388d" in evaluation.mocks.raw["node0-apply"]["stdin"]
-    plan = nm.decode_apply_stdin(inputs["node0-apply"]["stdin"])
+    plan = decode_apply_stdin(inputs["node0-apply"]["stdin"])
     assert ry.parse(plan.content)["configs"]["mirror.example.com:5000"]["auth"]["password"] == SECRET_PASSWORD
     assert plan.restore == FOREIGN
     assert plan.expected == hashlib.sha256(FOREIGN).hexdigest()
@@ -529,4 +530,4 @@ def test_the_installed_preview_read_script_speaks_the_programs_read_protocol(tmp
     target = tmp_path / "registries.yaml"
     target.write_bytes(FOREIGN)
     done = subprocess.run(["sh", str(script), str(target)], capture_output=True, text=True, check=True)
-    assert nm.parse_read_output(done.stdout.removesuffix("\n")) == NodeRead(content=FOREIGN, recorded=False)
+    assert parse_read_output(done.stdout.removesuffix("\n")) == NodeRead(content=FOREIGN, recorded=False)

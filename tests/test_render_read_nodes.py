@@ -110,3 +110,26 @@ def test_a_dead_node_warns_in_the_render_and_stops_up(server: SshServer, tmp_pat
     (line,) = error.value.problems
     assert line.startswith("node 127.0.0.2: cannot read") and "gone: true" in line
     assert node_file.exists() is False
+
+
+def test_a_file_that_fails_the_k3s_check_warns_in_the_render_and_stops_up(server: SshServer, tmp_path: Path) -> None:
+    project, node_file = _project(tmp_path, server)
+    broken = b'mirrors:\n  docker.io:\n    endpoint: "https://mirror.example.com:5000"\n'
+    node_file.write_bytes(broken)
+    problem = 'mirrors["docker.io"].endpoint: must be a list of URLs, not a string'
+    done = render("site", "--project-dir", str(project), "--read-nodes", "--ssh-key", str(tmp_path / "key"))
+    assert done.returncode == 0, done.stderr
+    assert f"node 127.0.0.1: {node_file}: {problem}; " in done.stderr and "no write is planned" in done.stderr
+    assert "Traceback" not in done.stderr
+    section = done.stdout.split("\nsite-node-127.0.0.1:\n")[1]
+    assert "desired registries.yaml" not in section.split("\n\n")[0]
+    # `pulumi up`: stops before any resource is declared, naming the node, the file, the problem, the way out
+    with pytest.raises(ConfigError) as error:
+        render_stack(
+            project, "site", preview=False, node_reader=SshNodeReader(connect_timeout=5),
+            config_overrides={"sshPrivateKey": server.client_private_key},
+        )
+    (line,) = error.value.problems
+    assert line.startswith(f"node 127.0.0.1: {node_file}: {problem}. Nothing was changed")
+    assert "Fix that entry in the file on the node" in line and "gone: true" in line
+    assert node_file.read_bytes() == broken

@@ -13,7 +13,7 @@ trap 'rm -rf "$work"; [ -z "$tmp" ] || rm -f "$tmp"' EXIT
 # 1. receive the payload and check it against its own checksums
 read -r header || fail "no payload on stdin"
 [ "$header" = "edge-registry-apply 1" ] || fail "unexpected payload format: $header"
-expected= desired= restore= pending=no ca=none ca_file= section=
+expected= desired= restore= pending=no generation= ca=none ca_file= section=
 while read -r word value; do
   if [ -n "$section" ]; then
     if [ "$word" = end ]; then section=; else printf '%s\n' "$word" >> "$work/$section.b64"; fi
@@ -23,6 +23,7 @@ while read -r word value; do
     expected) expected=$value ;;
     desired) desired=$value ;;
     restore) restore=$value ;;
+    generation) case $value in *[!0-9]*|'') fail "unexpected generation value: $value" ;; *) generation=$value ;; esac ;;
     ca) ca=$value ;;
     ca-file) ca_file=$value ;;
     pending) case $value in yes|no) pending=$value ;; *) fail "unexpected pending value: $value" ;; esac ;;
@@ -94,7 +95,7 @@ record() {
   echo "$desired" > "$work/written"
   put_changed "$work/written" "$side/written.sha256"
   # what this payload said besides the file: a converged node re-emits it (stable previews)
-  echo "$expected $pending" > "$work/applied"
+  echo "$expected $pending${generation:+ $generation}" > "$work/applied"
   put_changed "$work/applied" "$side/applied"
 }
 
@@ -112,7 +113,7 @@ $(unit_logs)"
 fi
 
 # 5. back up, rename into place (the CA first: the new file names it), restart, wait
-say "updating $path (sha256 $current -> $desired)"
+[ "$current" = "$desired" ] || say "updating $path (sha256 $current -> $desired)"
 [ "$ca_changed" = no ] || say "updating the CA file ${ca_file:-$installed_ca}"
 if [ "$current" = absent ]; then : > "$side/backup.absent"; rm -f "$side/backup"
 else put "$path" "$side/backup"; rm -f "$side/backup.absent"; fi
@@ -121,6 +122,11 @@ rm -f "$side/ca-backup" "$side/ca-backup.absent"
 if [ -n "$ca_before" ]; then
   if [ -f "$ca_before" ]; then put "$ca_before" "$side/ca-backup"; else : > "$side/ca-backup.absent"; fi
 fi
+# install_ca rewrites or drops the records of which CA file is edge-registry's: a failed start
+# puts them back with the CA file, or a CA it put back would be nobody's (never removed)
+rm -rf "$side/ca-record"
+mkdir "$side/ca-record" || fail "cannot create $side/ca-record"
+for f in ca-file ca-original; do [ ! -f "$side/$f" ] || put "$side/$f" "$side/ca-record/$f"; done
 : > "$side/restart-pending"
 install_ca
 put_changed "$work/content" "$path"
@@ -128,6 +134,7 @@ say "restarting $unit"
 restart_unit
 if wait_active; then
   record
+  rm -rf "$side/ca-record"
   rm -f "$side/restart-pending"
   say "$unit active with the new $path"
   exit 0
@@ -139,6 +146,10 @@ say "$unit not active after ${wait_s}s: restoring the previous $path" >&2
 if [ -f "$side/backup.absent" ]; then rm -f "$path"; else put "$side/backup" "$path"; fi
 if [ -f "$side/ca-backup" ]; then put "$side/ca-backup" "$ca_before" 644
 elif [ -f "$side/ca-backup.absent" ]; then rm -f "$ca_before"; fi
+for f in ca-file ca-original; do
+  if [ -f "$side/ca-record/$f" ]; then put "$side/ca-record/$f" "$side/$f"; else rm -f "$side/$f"; fi
+done
+rm -rf "$side/ca-record"
 restart_unit
 if wait_active; then
   rm -f "$side/restart-pending"
