@@ -87,9 +87,10 @@ class OnPremInstallArgs:
     extra_values: dict[str, Any] = field(default_factory=dict)
     #: Connection string from the Azure side (secret).
     connection_string: pulumi.Input[str]
-    #: Name of the chart's Service (looked up without a pinned ClusterIP); the site passes
-    #: serviceName, default the connected registry's name. None: the release name.
-    service_name: str | None = None
+    #: Name of the chart's Service, looked up when no ClusterIP is pinned. The site passes
+    #: ``serviceName``, whose default is the connected registry's name: the chart names its
+    #: Service after it, not after the release (docs/runbooks.md, "The registry's endpoint").
+    service_name: str
     #: https: the server certificate, PEM (the chart's `tls.crt`, base64). Required for https.
     tls_certificate: pulumi.Input[str] | None = None
     #: https: its private key, PEM (the chart's `tls.key`, base64; secret). Required for https.
@@ -101,15 +102,12 @@ class OnPremInstallArgs:
         if self.service_cluster_ip is not None:
             # Normalised so the endpoint, the chart value and registries.yaml spell it the same.
             self.service_cluster_ip = str(ipaddress.ip_address(self.service_cluster_ip))
+        if not self.service_name:
+            raise ValueError("OnPremInstallArgs: service_name is required (edge-registry:serviceName)")
         if self.timeout_seconds <= 0:
             raise ValueError("OnPremInstallArgs: timeout_seconds must be positive")
         if not self.http_enabled and (self.tls_certificate is None or self.tls_key is None):
             raise ValueError("OnPremInstallArgs: https needs tls_certificate and tls_key")
-
-    @property
-    def service(self) -> str:
-        """The chart's Service name: `service_name`, else the release name."""
-        return self.service_name or self.release_name
 
     @property
     def scheme(self) -> str:
@@ -228,12 +226,16 @@ class OnPremInstall(pulumi.ComponentResource):
             # Known before anything is deployed, so previews show the real endpoint.
             self.endpoint = pulumi.Output.from_input(format_endpoint(args.service_cluster_ip, port))
         else:
-            # The chart names its Service after the connected registry (docs/runbooks.md); the
-            # name is config (serviceName). depends_on: the read runs after Helm has finished.
-            service_id = f"{args.namespace}/{args.service_name or args.release_name}"
+            # The Service the chart made (its name is config: serviceName). Its id comes from the
+            # release's: in a preview of a new release that id is unknown, so the engine skips
+            # the read (the endpoint is unknown until the chart is installed) instead of failing
+            # on a Service that does not exist yet; otherwise the read runs after Helm has
+            # finished. A Service that is not there stops the run with the engine's "resource
+            # '<namespace>/<name>' does not exist" (docs/runbooks.md, "The registry's endpoint").
+            service_id = f"{args.namespace}/{args.service_name}"
             service = k8s.core.v1.Service.get(
                 f"{name}-service",
-                service_id,
+                self.release.id.apply(lambda _: service_id),
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
             )
             self.endpoint = service.spec.apply(lambda spec: format_endpoint(_cluster_ip(service_id, spec), port))
@@ -257,16 +259,22 @@ def _field(value: Any, name: str) -> Any:
 
 
 def _cluster_ip(service_id: str, spec: Any) -> str:
-    """The Service's ClusterIP; an error naming namespace/name when it is missing or headless."""
+    """The Service's ClusterIP; an error naming namespace/name and the keys when it has none.
+
+    Under the real engine a Service that does not exist never gets here: the read fails first
+    with the engine's "resource '<namespace>/<name>' does not exist" (docs/runbooks.md, "The
+    registry's endpoint"); an empty read (the offline render's fakes) does.
+    """
     if spec is None:
-        raise ValueError(
+        # RunError: the language host reports it as its message alone, without a traceback.
+        raise pulumi.RunError(
             f"edge-registry:serviceName: no Service {service_id} (namespace/name) after the chart was "
-            "installed: set serviceName to the chart's Service, or pin serviceClusterIP"
+            "installed: set edge-registry:serviceName to the chart's Service, or pin edge-registry:serviceClusterIP"
         )
     cluster_ip = _field(spec, "cluster_ip")
     if not cluster_ip or cluster_ip == "None":
-        raise ValueError(
-            f"edge-registry:serviceName: Service {service_id} has no ClusterIP; pin serviceClusterIP "
-            "or set serviceName to the chart's Service"
+        raise pulumi.RunError(
+            f"edge-registry:serviceName: Service {service_id} has no ClusterIP; pin edge-registry:serviceClusterIP "
+            "or set edge-registry:serviceName to the chart's Service"
         )
     return str(cluster_ip)

@@ -4,6 +4,12 @@
 overrides the monitor's RegisterResource/ReadResource and keeps the whole request. Inputs are
 recorded with secrets still wrapped (`{SECRET_SIG: …, "value": …}`), which is how a test tells
 a secret from a plain value.
+
+Where the engine, not a provider, decides, the monitor does what the engine does
+(pulumi/pulumi pkg/resource/deploy/step.go, ReadStep): a read whose id is unknown (a preview)
+is skipped with empty outputs, and a read of an object that does not exist fails with
+"resource '<id>' does not exist". In a preview, a Helm release the cluster does not hold yet is
+a create: its id is unknown, as the engine reports it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
 
 #: Key of the map that wraps a secret value on the wire.
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = rpc._special_secret_sig
+#: The wire value of an unknown (a preview's "known after apply").
+UNKNOWN = rpc.UNKNOWN
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -91,13 +100,19 @@ class Cluster:
     services: dict[str, str] = field(default_factory=dict)
     #: `namespace/name` → imagePullSecrets names of ServiceAccounts that exist.
     service_accounts: dict[str, list[str]] = field(default_factory=dict)
+    #: `namespace/name` of Helm releases installed already: a preview updates them (id known);
+    #: any other release is created, and its id is unknown in a preview.
+    releases: set[str] = field(default_factory=set)
 
 
 class K8sMocks(Mocks):
     """Echo inputs as state, add what the API server or Helm would, and serve reads from `cluster`."""
 
-    def __init__(self, cluster: Cluster | None = None) -> None:
+    def __init__(self, cluster: Cluster | None = None, preview: bool = False) -> None:
         self.cluster = cluster or Cluster()
+        self.preview = preview
+        #: `(type, namespace/name)` of every object read from the fake cluster.
+        self.lookups: list[tuple[str, str]] = []
 
     def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         return {}, None
@@ -110,6 +125,8 @@ class K8sMocks(Mocks):
         ident = "/".join(p for p in (metadata.get("namespace"), metadata.get("name")) if p) or args.name
         if args.typ == RELEASE:
             ident = f"{state['namespace']}/{state['name']}"
+            if self.preview and ident not in self.cluster.releases:
+                return "", state  # a create in a preview: no id, no status yet
             state["status"] = {
                 "name": state["name"],
                 "namespace": state["namespace"],
@@ -123,6 +140,7 @@ class K8sMocks(Mocks):
         return ident, state
 
     def _read(self, typ: str, resource_id: str) -> tuple[str, dict]:
+        self.lookups.append((typ, resource_id))
         namespace, _, name = resource_id.partition("/")
         metadata = {"name": name, "namespace": namespace}
         if typ == SERVICE and resource_id in self.cluster.services:
@@ -134,7 +152,8 @@ class K8sMocks(Mocks):
             if refs:
                 state["imagePullSecrets"] = refs
             return resource_id, state
-        raise LookupError(f"{typ} {resource_id} does not exist in the fake cluster")
+        # The engine's own error when a provider's Read finds nothing (ReadStep.Apply).
+        raise LookupError(f"resource '{resource_id}' does not exist")
 
 
 class RecordingMonitor(MockMonitor):
@@ -151,6 +170,9 @@ class RecordingMonitor(MockMonitor):
 
     def ReadResource(self, request):  # noqa: N802 - gRPC method name
         self._record("read", request, read_id=request.id, props=request.properties)
+        if request.id == UNKNOWN:
+            # The engine skips a read whose id is not known yet: no provider call, no outputs.
+            return resource_pb2.ReadResourceResponse(urn=self.make_urn(request.parent, request.type, request.name))
         return super().ReadResource(request)
 
     def _record(self, operation: str, request: Any, read_id: str | None, props: Any) -> None:
@@ -184,10 +206,11 @@ class RecordingMonitor(MockMonitor):
 
 @dataclass
 class Resolved:
-    """An Output's value and whether it is secret."""
+    """An Output's value and whether it is secret and known (a preview may not know it)."""
 
     value: Any
     secret: bool
+    known: bool = True
 
 
 @dataclass
@@ -198,11 +221,14 @@ class Run:
     outputs: dict[str, Resolved]
 
 
-def run_program(program: Callable[[], Mapping[str, Any]], cluster: Cluster | None = None) -> Run:
-    """Run `program` under fresh mocks; it returns named Outputs to resolve."""
-    mocks = K8sMocks(cluster)
+def run_program(
+    program: Callable[[], Mapping[str, Any]], cluster: Cluster | None = None, preview: bool = False
+) -> Run:
+    """Run `program` under fresh mocks (as `pulumi preview` with `preview`, else `pulumi up`);
+    it returns named Outputs to resolve."""
+    mocks = K8sMocks(cluster, preview=preview)
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, monitor=monitor, preview=False)
+    pulumi.runtime.set_mocks(mocks, monitor=monitor, preview=preview)
     resolved: dict[str, Resolved] = {}
 
     @pulumi.runtime.test
@@ -211,7 +237,7 @@ def run_program(program: Callable[[], Mapping[str, Any]], cluster: Cluster | Non
 
         async def collect() -> None:
             for key, output in outputs.items():
-                resolved[key] = Resolved(await output.future(), await output.is_secret())
+                resolved[key] = Resolved(await output.future(), await output.is_secret(), await output.is_known())
 
         return asyncio.ensure_future(collect())
 

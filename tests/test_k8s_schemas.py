@@ -30,7 +30,7 @@ def declared_objects() -> list[Request]:
     run = install(
         BASE,
         Cluster(
-            services={f"{BASE.namespace}/{BASE.release_name}": "10.43.7.7"},
+            services={f"{BASE.namespace}/{BASE.service_name}": "10.43.7.7"},
             service_accounts={"shop/default": ["vendor-pull"], "erp/default": []},
         ),
         namespaces=["shop", "erp"],

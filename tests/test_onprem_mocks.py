@@ -21,6 +21,7 @@ from tests.k8s_mocks import (
     SERVICE,
     SERVICE_ACCOUNT,
     SERVICE_ACCOUNT_PATCH,
+    UNKNOWN,
     Cluster,
     Resolved,
     Run,
@@ -39,6 +40,8 @@ KUBECONFIG = (
 CLIENT_TOKEN = "site1-client"
 CLIENT_PASSWORD = "client-pw-9876543210"
 RELEASE_NAME = "edge-cr"
+#: The chart's Service: named after the connected registry (the site's serviceName default).
+SERVICE_NAME = "site1"
 NS = "connected-registry"
 LOOKED_UP_IP = "10.43.7.7"
 
@@ -53,9 +56,10 @@ BASE = OnPremInstallArgs(
     storage_class_name="local-path",
     storage_request="20Gi",
     connection_string=CONNECTION_STRING,
+    service_name=SERVICE_NAME,
 )
 CLUSTER = Cluster(
-    services={f"{NS}/{RELEASE_NAME}": LOOKED_UP_IP},
+    services={f"{NS}/{SERVICE_NAME}": LOOKED_UP_IP},
     service_accounts={"shop/default": ["vendor-pull"], "erp/default": []},
 )
 
@@ -75,8 +79,9 @@ def leaks(run: Run, needle: str) -> list[str]:
     return [f"{r.name}{p}" for r in run.monitor.requests for p in plaintext_paths(r.inputs, needle)]
 
 
-def install(args: OnPremInstallArgs = BASE, cluster: Cluster = CLUSTER, **pull: Any) -> Run:
-    """Run an OnPremInstall (and PullSecrets when `pull` has namespaces) under mocks."""
+def install(args: OnPremInstallArgs = BASE, cluster: Cluster = CLUSTER, preview: bool = False, **pull: Any) -> Run:
+    """Run an OnPremInstall (and PullSecrets when `pull` has namespaces) under mocks, as
+    `pulumi up` or, with `preview`, as `pulumi preview`."""
 
     def program() -> dict[str, Any]:
         onprem = OnPremInstall("site1", args)
@@ -100,7 +105,7 @@ def install(args: OnPremInstallArgs = BASE, cluster: Cluster = CLUSTER, **pull: 
             outputs.update({f"secret:{ns}": name for ns, name in secrets.secret_names.items()})
         return outputs
 
-    return run_program(program, cluster)
+    return run_program(program, cluster, preview=preview)
 
 
 # --- pure helpers -----------------------------------------------------------------------------
@@ -278,23 +283,56 @@ def test_pinned_ipv6_endpoint_is_bracketed() -> None:
     assert install(replace(BASE, service_cluster_ip="fd00:0::10")).outputs["endpoint"].value == "[fd00::10]:80"
 
 
-def test_looked_up_endpoint_is_the_release_services_cluster_ip() -> None:
+def test_looked_up_endpoint_is_the_chart_services_cluster_ip() -> None:
     run = install()
     read = run.monitor.one(SERVICE, "read")
-    assert read.read_id == f"{NS}/{RELEASE_NAME}"
+    assert read.read_id == f"{NS}/{SERVICE_NAME}"
     assert run.monitor.one(RELEASE).urn in read.dependencies
     assert run.outputs["endpoint"] == Resolved(f"{LOOKED_UP_IP}:80", secret=False)
 
 
-def test_service_name_override_is_looked_up_instead() -> None:
-    cluster = Cluster(services={f"{NS}/connected-registry": "10.43.9.9"})
-    run = install(replace(BASE, service_name="connected-registry"), cluster)
+def test_the_service_is_looked_up_by_its_configured_name_never_the_release_name() -> None:
+    cluster = Cluster(services={f"{NS}/{RELEASE_NAME}": "10.43.1.1", f"{NS}/cr-svc": "10.43.9.9"})
+    run = install(replace(BASE, service_name="cr-svc"), cluster)
+    assert run.monitor.mocks.lookups == [(SERVICE, f"{NS}/cr-svc")]
     assert run.outputs["endpoint"].value == "10.43.9.9:80"
 
 
-def test_headless_service_is_an_error_naming_it() -> None:
-    with pytest.raises(Exception, match=f"{NS}/{RELEASE_NAME} has no ClusterIP"):
-        install(cluster=Cluster(services={f"{NS}/{RELEASE_NAME}": "None"}))
+def test_args_need_a_service_name() -> None:
+    with pytest.raises(ValueError, match="service_name is required"):
+        replace(BASE, service_name="")
+
+
+def test_preview_of_a_new_release_skips_the_service_read() -> None:
+    """The release does not exist yet, so neither does its Service: the read's id is unknown,
+    the engine skips it, and the endpoint is unknown instead of the preview failing."""
+    run = install(cluster=Cluster(), preview=True)
+    read = run.monitor.one(SERVICE, "read")
+    assert read.read_id == UNKNOWN
+    assert run.monitor.mocks.lookups == []
+    assert run.outputs["endpoint"].known is False
+
+
+def test_preview_of_an_installed_release_reads_the_service() -> None:
+    cluster = replace(CLUSTER, releases={f"{NS}/{RELEASE_NAME}"})
+    run = install(cluster=cluster, preview=True)
+    assert run.monitor.one(SERVICE, "read").read_id == f"{NS}/{SERVICE_NAME}"
+    assert run.monitor.mocks.lookups == [(SERVICE, f"{NS}/{SERVICE_NAME}")]
+    assert run.outputs["endpoint"] == Resolved(f"{LOOKED_UP_IP}:80", secret=False, known=True)
+
+
+def test_a_missing_service_stops_the_run_naming_what_was_tried() -> None:
+    # The engine's own words (docs/runbooks.md, "The registry's endpoint"): the id is namespace/name.
+    with pytest.raises(Exception, match=f"resource '{NS}/{SERVICE_NAME}' does not exist"):
+        install(cluster=Cluster(services={f"{NS}/{RELEASE_NAME}": LOOKED_UP_IP}))
+    with pytest.raises(Exception, match=f"resource '{NS}/{SERVICE_NAME}' does not exist"):
+        install(cluster=Cluster(services={f"{NS}/{RELEASE_NAME}": LOOKED_UP_IP}, releases={f"{NS}/{RELEASE_NAME}"}),
+                preview=True)
+
+
+def test_headless_service_is_an_error_naming_it_and_the_keys() -> None:
+    with pytest.raises(Exception, match=f"{NS}/{SERVICE_NAME} has no ClusterIP; pin edge-registry:serviceClusterIP"):
+        install(cluster=Cluster(services={f"{NS}/{SERVICE_NAME}": "None"}))
 
 
 # --- pull secrets -----------------------------------------------------------------------------
