@@ -9,6 +9,7 @@ path, the service manager a fake that records restarts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
@@ -22,7 +23,7 @@ import pytest
 
 from components import node_mirror as nm
 from components import registries_yaml as ry
-from components.node_payload import NodeRead, decode_apply_stdin, parse_read_output, render_read_output
+from components.node_payload import NodeRead, apply_stdin, decode_apply_stdin, parse_read_output, render_read_output
 from components.node_read import NodeReadFailure
 from components.render_fakes import FakeNodeReader
 from tests.node_engine import ENDPOINT, Node, evaluate
@@ -497,6 +498,25 @@ def test_fake_reader_answers_as_an_untouched_node() -> None:
     reads = reader.read_nodes([nm.node_target(_args("10.0.0.5")), nm.node_target(_args("10.0.0.6"))], None)
     assert reads["10.0.0.5"] == NodeRead(content=FOREIGN, recorded=False)
     assert reads["10.0.0.6"] == NodeRead(content=None, recorded=False)
+
+
+def test_a_node_converged_before_the_generation_line_keeps_its_payload() -> None:
+    """A record without a generation (an older version converged the node) is re-emitted as it
+    is, so the upgrade changes no payload; a node that is not converged gets generation 1."""
+    from components.node_plan import plan_node
+
+    merged = ry.dump(ry.merge(ry.parse(FOREIGN), ours(), []))
+    sha = hashlib.sha256(FOREIGN).hexdigest()
+    node = {"host": "10.0.0.5", "path": "/etc/rancher/k3s/registries.yaml", "endpoint": ENDPOINT, "scheme": "http"}
+    old = NodeRead(content=merged, recorded=True, original=FOREIGN, written=hashlib.sha256(merged).hexdigest(),
+                   owned=(("mirrors", ENDPOINT),), applied_expected=sha)
+    stdin = apply_stdin(plan_node(old, **node))
+    assert "\ngeneration " not in stdin and f"\nexpected {sha}\n" in stdin
+    edited = NodeRead(content=FOREIGN, recorded=True, original=FOREIGN, written=old.written, owned=old.owned,
+                      applied_expected=sha)
+    assert decode_apply_stdin(apply_stdin(plan_node(edited, **node))).generation == 1
+    later = dataclasses.replace(edited, applied_generation=7)
+    assert decode_apply_stdin(apply_stdin(plan_node(later, **node))).generation == 8
 
 
 def test_render_is_deterministic() -> None:
