@@ -12,7 +12,8 @@ with ``--read-nodes`` over SSH exactly as the program reads them (components/nod
 Secure values that cannot be decrypted offline become placeholders. The same input gives the
 same bytes. The CLI then runs the policy pack's validators on what it rendered
 (components/policy_check.py), so a stack that renders also passes ``--policy-pack policy``.
-Exit codes: 0 rendered, 2 configuration or usage error (one line each) or mandatory policy violation.
+Exit codes: 0 rendered, 2 configuration or usage error, a node the program refuses (one line
+each) or mandatory policy violation.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ import yaml
 
 from components import registries_yaml as ry
 from components.config import PROJECT, SECRET_KEYS, ConfigError, is_placeholder, key_problems, placeholder
+from components.node_payload import NodeMirrorError, NodeRead
+from components.node_plan import foreign_problem
 from components.node_read import NodeReader
 from components.render_fakes import (  # noqa: F401 - CloudFakes and default_catalog: part of this module's API
     DEFAULT_LOCATION,
@@ -51,6 +54,7 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # libyaml's loader when PyYAML was built with it: a large stack file parses ~10x faster.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -304,9 +308,20 @@ class _RecordingMonitor:
 
             def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
                 # `Resource.get`: the program reads an existing object (e.g. the chart's Service).
-                response = super().ReadResource(request)
+                if request.id == UNKNOWN:
+                    # As the engine does in a preview: a read whose id is not known yet is
+                    # skipped, with no outputs (its object may not exist yet).
+                    from pulumi.runtime.proto import resource_pb2
+
+                    response = resource_pb2.ReadResourceResponse(
+                        urn=self.make_urn(request.parent, request.type, request.name)
+                    )
+                    read_id = KNOWN_AFTER_APPLY
+                else:
+                    response = super().ReadResource(request)
+                    read_id = request.id
                 inputs = _as_sent(request.properties)
-                self._record(request, response.urn, inputs, {"read": request.id}, custom=True)
+                self._record(request, response.urn, inputs, {"read": read_id}, custom=True)
                 return response
 
             def _record(
@@ -364,6 +379,14 @@ def _as_sent(struct: Any) -> dict[str, Any]:
     return json_format.MessageToDict(struct)
 
 
+class NodeError(Exception):
+    """The program refused a node (``NodeMirrorError``): one line per problem, each naming the node."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = [" ".join(str(line).split()) for line in lines]
+        super().__init__("\n".join(self.lines))
+
+
 class _LogCapture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -390,7 +413,8 @@ def render_stack(
     one setting; a secret key stays a secret. ``node_reader`` reads the nodes (default: a
     :class:`FakeNodeReader` over ``fakes.node_state``). ``preview`` runs as ``pulumi preview``
     (a node that cannot be read is a warning, not an error). Raises :class:`ConfigError` for a
-    configuration problem. ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
+    configuration problem, :class:`NodeError` for a node the program refuses (a file k3s would
+    not start with). ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
     """
     config, secret_keys, notes = load_stack_config(
         Path(project_dir), stack, Path(stack_dir) if stack_dir is not None else None
@@ -412,30 +436,108 @@ def render_stack(
     chosen_catalog = catalog or default_catalog(repositories if isinstance(repositories, list) else [])
     # A fresh context and event loop: the SDK keeps its settings in context variables and its
     # work in tasks; a render that failed must not leak either into the next one.
-    try:
-        previous: asyncio.AbstractEventLoop | None = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        previous = None
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
+    with _RenderLoop():
         return contextvars.Context().run(
             _render_in_context, stack, config, secret_keys, notes, chosen_catalog, fakes, preview, reader,
             Path(stack_dir) if stack_dir is not None else Path(project_dir),
         )
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        # Closed here, not left to the garbage collector: a loop finalized in the middle of other
-        # work (say, compiling a module) can break the interpreter's recursion bookkeeping.
-        loop.close()
-        asyncio.set_event_loop(previous)
-        # Run the finalizers of this render's futures now (a failed render leaves some whose
-        # exception nobody retrieved): run by the collector inside ast.parse they trip CPython
-        # 3.11's "AST constructor recursion depth mismatch".
-        gc.collect()
+
+
+class _RpcThreads(ThreadPoolExecutor):
+    """The render loop's default executor, where the SDK runs each call to the mock monitor.
+
+    The monitor needs an event loop in the thread that serves the call and makes one when the
+    thread has none (``_ensure_event_loop`` in pulumi/runtime/mocks.py). Each worker thread gets
+    its loop here, up front, and the render keeps them all to close them at its end: left to the
+    garbage collector, a loop may be finalized after its self-pipe socket, at a random moment,
+    which prints "Exception ignored in BaseEventLoop.__del__ … Invalid file descriptor: -1" to
+    stderr and makes the output differ from run to run.
+    """
+
+    def __init__(self, on_exception: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]) -> None:
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self._on_exception = on_exception
+        super().__init__(thread_name_prefix="render-rpc", initializer=self._give_loop)
+
+    def _give_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(self._on_exception)
+        self.loops.append(loop)  # list.append is atomic: workers start concurrently
+        asyncio.set_event_loop(loop)
+
+
+class _RenderLoop:
+    """The event loop one render runs on, and every loop its RPC threads made: all closed at the
+    end, and the caller's own loop, if it had one, set again."""
+
+    def __init__(self) -> None:
+        self.previous = _LoopSetting()
+        self.loop = asyncio.new_event_loop()
+        # The SDK's own log tasks fail with the program and are never awaited: reported by
+        # Task.__del__ when collected, they would print the failure again (a traceback, on stderr,
+        # at random). The failure itself reaches the caller as the program's exception.
+        self.loop.set_exception_handler(_unreported)
+        self.threads = _RpcThreads(_unreported)
+        self.loop.set_default_executor(self.threads)
+
+    def __enter__(self) -> asyncio.AbstractEventLoop:
+        asyncio.set_event_loop(self.loop)
+        return self.loop
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            _finish(self.loop)
+            self.threads.shutdown(wait=True)  # no thread runs one of its loops any more
+            for loop in self.threads.loops:
+                _finish(loop)
+                loop.close()
+            # Closed here, not left to the garbage collector: a loop finalized in the middle of
+            # other work (say, compiling a module) can break the interpreter's recursion bookkeeping.
+            self.loop.close()
+        finally:
+            self.previous.restore()
+            # Run the finalizers of this render's futures now (a failed render leaves some whose
+            # exception nobody retrieved): run by the collector inside ast.parse they trip CPython
+            # 3.11's "AST constructor recursion depth mismatch".
+            gc.collect()
+
+
+class _LoopSetting:
+    """This thread's event loop setting, read without changing it and given back exactly.
+
+    ``asyncio.get_event_loop()`` cannot be used to read it: in the main thread it creates a loop
+    when none is set (which nobody would close). ``set_event_loop(None)`` cannot give "none set"
+    back: it also marks the loop as set, after which ``get_event_loop()`` raises instead of
+    creating one, as the SDK's ``Output.from_input`` outside a program relies on. So both are
+    read from, and written back to, the default policy's per-thread record.
+    """
+
+    def __init__(self) -> None:
+        self._local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+        self._loop = getattr(self._local, "_loop", None)
+        self._set_called = getattr(self._local, "_set_called", None)
+
+    def restore(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        if self._local is not None and self._set_called is not None:
+            self._local._set_called = self._set_called  # noqa: SLF001 - see the class docstring
+
+
+def _finish(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await what is still pending on ``loop``, and close its async generators."""
+    loop.run_until_complete(_cancel_pending())
+
+
+async def _cancel_pending() -> None:
+    pending = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+def _unreported(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    _LOG.debug("render: %s", context.get("message"), exc_info=context.get("exception"))
 
 
 def _render_in_context(
@@ -487,6 +589,13 @@ def _render_in_context(
         _sync_await(run_pulumi_func(program))
     except site_module.NodesUnreadable as error:
         raise ConfigError(error.lines) from None
+    except pulumi.RunError as error:
+        # The program's own clean error (one message, no traceback under the engine either).
+        raise ConfigError(str(error).splitlines()) from None
+    except NodeMirrorError as error:
+        # What the program refuses about a node (a file k3s would not start with, say): the
+        # preview stops with it, so the render does too, with the program's own message.
+        raise NodeError(getattr(error, "lines", None) or [str(error)]) from None
     if "site" not in holder:  # the program failed: the SDK logged why
         raise ConfigError(capture.messages or ["the program failed"])
     outputs: dict[str, Any] = {}
@@ -638,7 +747,8 @@ def _one_line(text: str) -> str:
 
 
 def _parse_node_state(items: Sequence[str], hosts: Sequence[str]) -> dict[str, bytes | None]:
-    """``HOST=FILE`` pairs: each FILE must be a registries.yaml (a mapping), each HOST a node of the stack."""
+    """``HOST=FILE`` pairs: each FILE must be a registries.yaml k3s would accept, each HOST a node
+    of the stack."""
     state: dict[str, bytes | None] = {}
     for item in items:
         host, sep, path = item.partition("=")
@@ -650,10 +760,12 @@ def _parse_node_state(items: Sequence[str], hosts: Sequence[str]) -> dict[str, b
         if not file.is_file():
             raise UsageError(f"--node-state {host}: no such file {path}")
         content = file.read_bytes()
-        try:
-            ry.parse(content)
-        except ry.RegistriesYamlError as exc:
-            raise UsageError(_one_line(f"--node-state {host}: {path}: {exc}")) from None
+        # The program's own check of a file edge-registry never wrote (what the fake reader
+        # makes of it): YAML, a mapping, the strict k3s schema. The problem names keys and types,
+        # never values: the file may hold credentials.
+        problem = foreign_problem(NodeRead(content=content, recorded=False))
+        if problem is not None:
+            raise UsageError(_one_line(f"--node-state {host}: {path}: {problem}"))
         state[host] = content
     return state
 
@@ -733,6 +845,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(error, file=sys.stderr)
         return 2
+    except NodeError as error:
+        for line in error.lines:
+            print(line, file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"invalid site configuration for stack {args.stack}:", file=sys.stderr)
         for problem in error.problems:
@@ -758,10 +874,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: the SDK's event loops are sometimes collected after their
-    # selector, which prints "Exception ignored in BaseEventLoop.__del__" and breaks
-    # byte-for-byte reproducible output.
-    os._exit(code)
+    sys.exit(main())

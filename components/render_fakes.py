@@ -103,6 +103,9 @@ class CloudFakes:
     release_update: bool = False
     """Answer the Helm release as the engine does in a preview of a release update: its
     ``status`` unknown, its id known (docs/runbooks.md, reinstall)."""
+    release_new: bool = False
+    """Answer the Helm release as the engine does in a preview of its first install: no id yet
+    (nor status), so reads keyed on it are skipped."""
     service_missing: bool = False
     """The chart's Service is not there (the lookup finds nothing)."""
     password_epoch: str = ""
@@ -148,6 +151,8 @@ class RenderMocks:
             release_id = f"{status['namespace']}/{status['name']}"
             if self.fakes.release_update:
                 status = UNKNOWN
+            if self.fakes.release_new:
+                return "", dict(inputs)
             return release_id, {**inputs, "status": status}
         if typ == "kubernetes:core/v1:Service" and self.fakes.service_missing:
             return args.resource_id or name, {}

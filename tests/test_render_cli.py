@@ -6,11 +6,17 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
+from components.config import ConfigError
+from components.node_payload import NodeMirrorError
+from components.node_read import NodeReadFailure
+from components.render import KNOWN_AFTER_APPLY, CloudFakes, NodeError, format_tree, render_stack
+from components.render_fakes import FakeNodeReader
 from tests.fixture_stacks import STACK_DIR, stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +137,6 @@ def test_stack_files_can_live_apart_from_the_project(tmp_path: Path) -> None:
 
 def test_the_suite_refuses_to_render_the_adopters_stacks() -> None:
     """tests/conftest.py: rendering a root stack file fails the test, with the fix in the message."""
-    from components.render import render_stack
-
     with pytest.raises(pytest.fail.Exception, match="stack_dir"):
         render_stack(ROOT, "dev")
 
@@ -244,8 +248,17 @@ def test_the_policy_config_can_raise_a_level_for_the_render_too(tmp_path: Path) 
         ("mirrors: [unclosed\n", "192.0.2.10", "--node-state 192.0.2.10: "),
         ("- a\n- b\n", "192.0.2.10", "must hold a mapping"),
         ("mirrors: {}\n", "198.51.100.7", "--node-state 198.51.100.7: not a node of this stack"),
+        # YAML, but not a file k3s accepts (docs/nodes.md): the program's own check says so.
+        ('mirrors: {x: {endpoint: "str"}}\n', "192.0.2.10", 'mirrors["x"].endpoint: must be a list of URLs, not a string'),
+        ("mirrors: oops\n", "192.0.2.11", "mirrors must be a mapping, not a string"),
+        ("configs:\n  m.example:\n    tls: {insecure_skip_verify: yes-please}\n", "192.0.2.10",
+         'configs["m.example"].tls.insecure_skip_verify: must be a boolean'),
+        # k3s would ignore a misspelt key silently; the program refuses to merge into such a file.
+        ("mirrors:\n  docker.io:\n    endpoints: [https://m.example]\n", "192.0.2.11",
+         'mirrors["docker.io"].endpoints: unknown key in a mirror (did you mean endpoint?)'),
     ],
-    ids=["broken-yaml", "a-list", "unknown-host"],
+    ids=["broken-yaml", "a-list", "unknown-host", "endpoint-not-a-list", "mirrors-not-a-mapping",
+         "skip-verify-not-a-boolean", "misspelt-endpoints"],
 )
 def test_bad_node_state_exits_2_with_one_clean_line(tmp_path: Path, content: str, host: str, expected: str) -> None:
     state = tmp_path / "registries.yaml"
@@ -255,7 +268,45 @@ def test_bad_node_state_exits_2_with_one_clean_line(tmp_path: Path, content: str
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert expected in lines[0] and "Traceback" not in done.stderr
+    assert lines[0].startswith(f"--node-state {host}: ") and "Traceback" not in done.stderr
+    assert expected in lines[0]
+    if "not a node of this stack" not in expected:  # a problem in the file: the line names it
+        assert f"--node-state {host}: {state}: " in lines[0]
+
+
+def test_a_broken_node_state_line_is_not_quoted(tmp_path: Path) -> None:
+    """The file may hold credentials: where the YAML breaks is named, the line is not shown."""
+    state = tmp_path / "registries.yaml"
+    state.write_text('configs:\n  m.example:\n    auth: {username: u, password: "hunter2-secret\n')
+    done = render("dev", "--node-state", f"192.0.2.10={state}")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "not valid YAML" in done.stderr and "line 4, column 1" in done.stderr
+    assert "hunter2" not in done.stderr
+
+
+class _RefusingReader(FakeNodeReader):
+    """A node reader whose answer the program refuses (NodeMirrorError), as a damaged read is."""
+
+    def read_nodes(self, targets, private_key, use_agent=False):  # type: ignore[no-untyped-def]
+        raise NodeMirrorError("node 192.0.2.10: read output is damaged:\nsection 'file' ends early")
+
+
+def test_a_node_the_program_refuses_is_a_clean_render_error() -> None:
+    with pytest.raises(NodeError) as refused:
+        render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, node_reader=_RefusingReader())
+    assert refused.value.lines == ["node 192.0.2.10: read output is damaged: section 'file' ends early"]
+
+
+def test_the_cli_turns_a_refused_node_into_exit_2_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import components.render as render_module
+
+    monkeypatch.setattr(render_module, "FakeNodeReader", lambda _state: _RefusingReader())
+    assert render_module.main(["dev", "--stack-dir", str(STACK_DIR)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["node 192.0.2.10: read output is damaged: section 'file' ends early"]
 
 
 def test_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
@@ -266,6 +317,39 @@ def test_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
         first, second = render(*args), render(*args)
         assert first.returncode == 0, first.stderr
         assert first.stdout == second.stdout and first.stderr == second.stderr
+
+
+def test_the_cli_prints_the_same_bytes_every_time(tmp_path: Path) -> None:
+    """Run after run, stdout and stderr are byte for byte the same: no event loop is left for the
+    garbage collector to finalize at a random moment ("Exception ignored in
+    BaseEventLoop.__del__" on stderr). Runs in parallel, which varies the timing."""
+    current = tmp_path / "registries.yaml"
+    current.write_text("configs:\n  z.example:5000:\n    auth: {username: u, password: p}\n")
+    command = [sys.executable, "-m", "components.render", "dev", "--node-state", f"192.0.2.11={current}",
+               "--stack-dir", str(STACK_DIR)]
+
+    def once(_: int) -> tuple[int, bytes, bytes]:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(once, range(16)))
+    code, stdout, stderr = runs[0]
+    assert code == 0, stderr.decode()
+    assert b"Exception ignored" not in stderr and b"Traceback" not in stderr, stderr.decode()
+    assert b"advisory policy" in stderr and b"dev-node-192.0.2.11:" in stdout
+    for other in runs[1:]:
+        assert other == runs[0], (other[2] or other[1]).decode()
+
+
+def test_a_render_closes_every_event_loop_it_made() -> None:
+    import asyncio
+    import gc
+
+    render_stack(stack="dev", stack_dir=STACK_DIR, preview=True)
+    gc.collect()
+    open_loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    assert open_loops == []
 
 
 def test_text_shows_what_a_reviewer_needs() -> None:
@@ -288,3 +372,48 @@ def test_text_shows_what_a_reviewer_needs() -> None:
     node = text.split("dev-node-192.0.2.10-apply")[1]
     assert 'host: "192.0.2.10"' in node and 'privateKey: "[secret]"' in node and 'user: "ubuntu"' in node
     assert "perDialTimeout: 5" in node and "dialErrorLimit: 3" in node
+
+
+def test_options_show_ignore_changes_for_a_node_that_cannot_be_read_at_preview() -> None:
+    """A node that does not answer keeps its command's stored inputs: the text says so."""
+    fakes = CloudFakes(node_state={"192.0.2.10": NodeReadFailure("192.0.2.10", "cannot connect: timed out", True)})
+    text = format_tree(render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, fakes=fakes))
+    node = text.split("command:remote:Command  dev-node-192.0.2.10-apply\n")[1].split("edge-registry:index:")[0]
+    assert 'options: ignoreChanges=["addPreviousOutputInEnv", "connection", "create", "delete", ' in node
+    assert '"stdin", "triggers", "update"]' in node
+    other = text.split("command:remote:Command  dev-node-192.0.2.11-apply\n")[1].split("\n\n")[0]
+    assert "ignoreChanges" not in other
+
+
+def test_options_show_ignore_changes_and_retain_for_a_gone_node(tmp_path: Path) -> None:
+    stack = yaml.safe_load(stack_file().read_text())
+    stack["config"]["edge-registry:nodes"][1]["gone"] = True
+    site_variant(tmp_path, "ship10", **{"edge-registry:nodes": stack["config"]["edge-registry:nodes"]})
+    done = render("ship10", "--project-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    node = done.stdout.split("command:remote:Command  ship10-node-192.0.2.11-apply\n")[1].split("\n\n")[0]
+    options = next(line.strip() for line in node.splitlines() if line.strip().startswith("options: "))
+    assert options.startswith('options: ignoreChanges=["addPreviousOutputInEnv", "connection", ')
+    assert options.endswith(", retainOnDelete") or ", retainOnDelete," in options
+
+
+def test_an_empty_service_read_is_a_config_error_naming_what_was_tried() -> None:
+    """The program's clean error (pulumi.RunError) is the render's exit-2 path, not a traceback."""
+    with pytest.raises(ConfigError) as missing:
+        render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"serviceClusterIP": None},
+                     fakes=CloudFakes(service_missing=True))
+    assert missing.value.problems == [
+        "edge-registry:serviceName: no Service connected-registry/devship01 (namespace/name) after the chart was "
+        "installed: set edge-registry:serviceName to the chart's Service, or pin edge-registry:serviceClusterIP"
+    ]
+
+
+def test_a_first_install_preview_skips_the_service_read() -> None:
+    """No serviceClusterIP and no release yet: the lookup waits for the release's id, so the
+    render (like the engine) skips it and the endpoint is known after apply."""
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, config_overrides={"serviceClusterIP": None},
+                          fakes=CloudFakes(release_new=True))
+    assert result.one("kubernetes:core/v1:Service").options == {"read": KNOWN_AFTER_APPLY}
+    assert result.outputs["registryEndpoint"] == KNOWN_AFTER_APPLY
+    installed = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, config_overrides={"serviceClusterIP": None})
+    assert installed.one("kubernetes:core/v1:Service").options == {"read": "connected-registry/devship01"}
