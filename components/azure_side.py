@@ -264,7 +264,10 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             "registry_name": site.registry_name,
             "arm_endpoint": site.arm_endpoint,
         }
-        self._deactivation_args = {**self._registry_args, "connected_registry_name": self.connected_registry.name}
+        # The configured name, not the resource's ``name`` output: an output may be unknown in a
+        # preview of a ConnectedRegistry update (a schedule change), which would preview the
+        # deactivation as changing. The dependency keeps it deleted (deactivated) first.
+        self._deactivation_args = {**self._registry_args, "connected_registry_name": site.connected_registry_name}
         self.register_outputs(
             {
                 "connectedRegistryId": self.connected_registry_id,
@@ -346,7 +349,10 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             f"{self._base_name}-deactivation",
             install_id=install_id,
             opts=pulumi.ResourceOptions.merge(
-                pulumi.ResourceOptions(parent=self, delete_before_replace=True), opts
+                pulumi.ResourceOptions(
+                    parent=self, delete_before_replace=True, depends_on=[self.connected_registry]
+                ),
+                opts,
             ),
             **self._deactivation_args,
         )

@@ -103,6 +103,9 @@ class CloudFakes:
     release_update: bool = False
     """Answer the Helm release as the engine does in a preview of a release update: its
     ``status`` unknown, its id known (docs/runbooks.md, reinstall)."""
+    connected_registry_update: bool = False
+    """Answer the ConnectedRegistry as a provider may in a preview of its update (a schedule
+    change): what it computes rather than takes as input (``name``) unknown."""
     release_new: bool = False
     """Answer the Helm release as the engine does in a preview of its first install: no id yet
     (nor status), so reads keyed on it are skipped."""
@@ -188,6 +191,8 @@ class RenderMocks:
             parent["syncProperties"] = sync
             state.update(parent=parent, activation={"status": "Inactive"}, connectionState="Offline",
                          loginServer={"host": f"{resource_name.lower()}.local"})
+            if self.fakes.connected_registry_update:
+                state["name"] = UNKNOWN
         return f"{registry_id}/{kind}/{resource_name}", state
 
     def _dynamic(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -188,6 +188,19 @@ def test_a_release_update_does_not_touch_the_deactivation(dev: RenderResult) -> 
         assert result.outputs["releaseStatus"] == "(known after apply)"
 
 
+def test_a_connected_registry_update_does_not_touch_the_deactivation(dev: RenderResult) -> None:
+    """A sync schedule change previewed with the ConnectedRegistry's computed outputs unknown:
+    the deactivation takes the configured name, so its inputs stay as they were."""
+    result = render_stack(
+        stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(connected_registry_update=True),
+        config_overrides={"syncSchedule": "15 * * * *"},
+    )
+    assert result.one(CONNECTED_REGISTRY).plain_inputs()["parent"]["syncProperties"]["schedule"] == "15 * * * *"
+    assert result.outputs["connectedRegistryName"] == "(known after apply)"
+    assert _deactivation_inputs(result) == _deactivation_inputs(dev)
+    assert _deactivation_inputs(result)["connectedRegistryName"] == "devship01"
+
+
 def test_the_release_fake_of_an_update_hides_status_like_the_engine() -> None:
     # The proof above only means something if a status-derived id would have changed.
     result = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(release_update=True))
