@@ -69,8 +69,8 @@ class OnPremInstallArgs:
     namespace: str = "connected-registry"
     #: Helm release name.
     release_name: str
-    #: Chart version (the manual procedure pins 0.2.0).
-    chart_version: str = "0.2.0"
+    #: Chart version; the config model's default and its floor for a pinned ClusterIP apply.
+    chart_version: str
     #: How long Helm waits for the release's resources to become ready.
     timeout_seconds: int
     #: Serve plain http on port 80 (otherwise https on 443).
