@@ -32,7 +32,7 @@ from components.node_commands import destroy_command as _destroy_command
 from components.node_commands import read_command as _read_command
 from components.node_payload import NodeMirrorError, NodeRead, apply_stdin
 
-# The protocol's former home: tests/test_node_reader.py and tests/test_site_wiring.py import these from here.
+# The protocol's former home: tests/test_preview_read_account.py and tests/test_site_wiring.py import these from here.
 from components.node_payload import decode_apply_stdin, parse_read_output  # noqa: F401
 from components.node_plan import describe_plan, describe_with_placeholders, plan_node
 from components.node_read import NodeFileInvalid, NodeReadFailure, NodeTarget, ReadResult, check_read

@@ -30,7 +30,7 @@ from components.config import (
     load_site_config,
 )
 from components.node_mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
-from components.node_reader import read_command as preview_read_command
+from components.preview_read_account import read_command as preview_read_command
 from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
 from components.onprem import OnPremInstall, OnPremInstallArgs
 from components.pull_secrets import PullSecrets, PullSecretsArgs
@@ -137,7 +137,7 @@ def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResul
         return {}
     if pulumi.runtime.is_dry_run() and site.preview_node_user:
         # Previews read as the read-only account, whose one sudo rule runs the installed read
-        # script on this path (components/node_reader.py); `up` reads as the write does.
+        # script on this path (components/preview_read_account.py); `up` reads as the write does.
         targets = [
             dataclasses.replace(t, user=site.preview_node_user, command=preview_read_command(t.path)) for t in targets
         ]

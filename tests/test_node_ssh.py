@@ -542,8 +542,8 @@ def test_scripts_are_posix_sh() -> None:
 
 
 def test_the_installed_preview_read_script_speaks_the_programs_read_protocol(tmp_path: Path) -> None:
-    """The read account's script (components/node_reader.py) is read.sh: same output format."""
-    from components.node_reader import install_script
+    """The read account's script (components/preview_read_account.py) is read.sh: same output format."""
+    from components.preview_read_account import install_script
 
     script = tmp_path / "read-registries"
     script.write_text(install_script())

@@ -258,7 +258,7 @@ def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
 
 
 def test_previews_read_as_the_preview_account_when_configured_and_up_as_the_write() -> None:
-    from components.node_reader import READ_SCRIPT
+    from components.preview_read_account import READ_SCRIPT
     from components.render_fakes import FakeNodeReader
 
     preview_reader, up_reader, default_reader = FakeNodeReader(), FakeNodeReader(), FakeNodeReader()

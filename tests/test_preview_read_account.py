@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from components import node_mirror, node_reader
-from components.node_reader import DEFAULT_PATH, READ_SCRIPT, READER_USER
+from components import node_mirror, preview_read_account
+from components.preview_read_account import DEFAULT_PATH, READ_SCRIPT, READER_USER
 
 VISUDO = shutil.which("visudo") or ("/usr/sbin/visudo" if os.path.exists("/usr/sbin/visudo") else None)
 CVTSUDOERS = shutil.which("cvtsudoers")
@@ -31,7 +31,7 @@ def run_sh(args: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture()
 def installed(tmp_path: Path) -> Path:
     script = tmp_path / "read-registries"
-    script.write_text(node_reader.install_script())
+    script.write_text(preview_read_account.install_script())
     script.chmod(0o755)
     return script
 
@@ -91,12 +91,12 @@ def only_the_read(found: list[dict[str, Any]], paths: list[str]) -> bool:
 
 @needs_sudo_tools
 def test_sudoers_rule_allows_the_read_and_nothing_else(tmp_path: Path) -> None:
-    found = rules(node_reader.sudoers_lines(), tmp_path)
+    found = rules(preview_read_account.sudoers_lines(), tmp_path)
     assert only_the_read(found, [DEFAULT_PATH])
     rke2 = ["/etc/rancher/k3s/registries.yaml", "/etc/rancher/rke2/registries.yaml"]
-    assert only_the_read(rules(node_reader.sudoers_lines(paths=rke2), tmp_path), rke2)
+    assert only_the_read(rules(preview_read_account.sudoers_lines(paths=rke2), tmp_path), rke2)
     # The command the account runs is exactly the rule's command.
-    assert node_reader.read_command(DEFAULT_PATH) == f"sudo -n {found[0]['command']}"
+    assert preview_read_account.read_command(DEFAULT_PATH) == f"sudo -n {found[0]['command']}"
 
 
 @needs_sudo_tools
@@ -115,15 +115,15 @@ def test_the_check_catches_a_broader_rule(tmp_path: Path) -> None:
                                   "/etc/rancher/../shadow.yaml", "/etc/shadow", "/a,b.yaml"])
 def test_sudoers_refuses_a_path_that_would_widen_the_rule(path: str) -> None:
     with pytest.raises(ValueError):
-        node_reader.sudoers_lines(paths=[path])
+        preview_read_account.sudoers_lines(paths=[path])
 
 
 def test_cli_prints_script_and_rule() -> None:
     import sys
 
-    script = run_sh([sys.executable, "-m", "components.node_reader", "script"])
-    assert script.returncode == 0 and script.stdout == node_reader.install_script()
-    sudoers = run_sh([sys.executable, "-m", "components.node_reader", "sudoers", "--path", "/etc/rancher/rke2/registries.yaml"])
+    script = run_sh([sys.executable, "-m", "components.preview_read_account", "script"])
+    assert script.returncode == 0 and script.stdout == preview_read_account.install_script()
+    sudoers = run_sh([sys.executable, "-m", "components.preview_read_account", "sudoers", "--path", "/etc/rancher/rke2/registries.yaml"])
     assert sudoers.returncode == 0 and f"{READ_SCRIPT} /etc/rancher/rke2/registries.yaml" in sudoers.stdout
-    bad = run_sh([sys.executable, "-m", "components.node_reader", "sudoers", "--path", "/etc/*"])
+    bad = run_sh([sys.executable, "-m", "components.preview_read_account", "sudoers", "--path", "/etc/*"])
     assert bad.returncode == 2 and "error:" in bad.stderr
