@@ -46,8 +46,11 @@ def hold_edge_resource(args: pulumi.ResourceTransformationArgs) -> pulumi.Resour
     """
     if not isinstance(args.resource, pulumi.CustomResource) or isinstance(args.resource, pulumi.ProviderResource):
         return None
-    held = pulumi.ResourceOptions(ignore_changes=edge_input_names(dict(args.props)))
-    return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, held))
+    # One list, each name once: merging would repeat what the resource already ignores.
+    ignored = sorted({*(args.opts.ignore_changes or []), *edge_input_names(dict(args.props))})
+    held = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions())
+    held.ignore_changes = ignored
+    return pulumi.ResourceTransformationResult(args.props, held)
 
 
 def edge_options(cloud_only: bool, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:

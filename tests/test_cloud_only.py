@@ -110,8 +110,10 @@ def test_every_edge_resource_stays_declared_and_held(runs: tuple[RenderResult, .
     assert before <= set(after), f"forgotten: {before - set(after)}"
     for urn in before:
         resource = after[urn]
-        ignored = set(resource.options.get("ignoreChanges", []))
+        listed = resource.options.get("ignoreChanges", [])
+        ignored = set(listed)
         assert set(resource.inputs) <= ignored, f"{resource.name}: inputs not held: {set(resource.inputs) - ignored}"
+        assert len(listed) == len(ignored), f"{resource.name}: a name listed twice: {listed}"
 
 
 def test_cloud_only_reads_nothing_from_the_cluster(runs: tuple[RenderResult, ...]) -> None:
