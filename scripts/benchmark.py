@@ -40,10 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "stacks"
 
 # The SDKs load their modules lazily on first attribute access, so the floor touches every
-# class and function the program uses, not just the package names.
+# class and function the program uses, not just the package names. paramiko (the program-time
+# node read) and cryptography (the site certificates) are loaded by every run too.
 IMPORTS = (
     "import pulumi, pulumi.dynamic, pulumi_azure_native.containerregistry as acr, "
-    "pulumi_kubernetes as k8s, pulumi_command.remote as remote, pydantic, yaml, croniter, isodate\n"
+    "pulumi_kubernetes as k8s, pulumi_command.remote as remote, pydantic, yaml, croniter, isodate, "
+    "paramiko, cryptography.x509\n"
     "_ = (acr.ScopeMap, acr.Token, acr.ConnectedRegistry, acr.get_registry, acr.ParentPropertiesArgs, "
     "k8s.Provider, k8s.core.v1.Namespace, k8s.core.v1.Secret, k8s.core.v1.Service, "
     "k8s.core.v1.ServiceAccount, k8s.core.v1.ServiceAccountPatch, k8s.helm.v3.Release, remote.Command)"
