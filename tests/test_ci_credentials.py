@@ -5,6 +5,7 @@ cloud-only input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import signal
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,18 +190,25 @@ def test_a_missing_vault_secret_is_a_clear_error(site: dict[str, Any]) -> None:
     assert "kubeconfig-ship02" in failed.stdout and "kv-edge-preview" in failed.stdout
 
 
-def test_the_node_key_goes_into_the_agent_only(site: dict[str, Any]) -> None:
-    done = prepare(site, "--ssh-key-secret", "node-ssh-key")
+@contextlib.contextmanager
+def prepared_with_agent(site: dict[str, Any], *args: str) -> Iterator[subprocess.CompletedProcess[str]]:
+    """``prepare`` with ``args``, then stop the SSH agent it started (it prints its pid)."""
+    done = prepare(site, *args)
     pid = re.search(r"\(pid (\d+)\)", done.stdout)
     try:
+        yield done
+    finally:
+        if pid:
+            os.kill(int(pid.group(1)), signal.SIGTERM)
+
+
+def test_the_node_key_goes_into_the_agent_only(site: dict[str, Any]) -> None:
+    with prepared_with_agent(site, "--ssh-key-secret", "node-ssh-key") as done:
         assert done.returncode == 0, done.stdout + done.stderr
         listed = subprocess.run(["ssh-add", "-L"], capture_output=True, text=True, env=site["env"], timeout=30)
         assert listed.stdout.split()[:2] == Path(f"{site['key']}.pub").read_text().split()[:2]
         assert "PRIVATE KEY" not in done.stdout + done.stderr
         assert "PRIVATE KEY" not in (site["project"] / "Pulumi.ship01.yaml").read_text()
-    finally:
-        if pid:
-            os.kill(int(pid.group(1)), signal.SIGTERM)
 
 
 def test_the_node_key_needs_ssh_agent_mode(site: dict[str, Any]) -> None:
@@ -222,9 +231,7 @@ def with_nodes(site: dict[str, Any], **extra: Any) -> None:
 
 def test_a_preview_loads_the_read_key_into_the_agent(site: dict[str, Any]) -> None:
     with_nodes(site, previewNodeUser="edge-registry-read")
-    done = prepare(site, "--read-key-secret", "node-read-key")
-    pid = re.search(r"\(pid (\d+)\)", done.stdout)
-    try:
+    with prepared_with_agent(site, "--read-key-secret", "node-read-key") as done:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "node read key 'node-read-key' loaded into the SSH agent" in done.stdout
         assert "::warning" not in done.stdout
@@ -232,21 +239,13 @@ def test_a_preview_loads_the_read_key_into_the_agent(site: dict[str, Any]) -> No
         assert listed.stdout.split()[:2] == Path(f"{site['key']}.pub").read_text().split()[:2]
         assert "PRIVATE KEY" not in done.stdout + done.stderr
         assert "node-ssh-key" not in (site["tmp"] / "az.log").read_text()
-    finally:
-        if pid:
-            os.kill(int(pid.group(1)), signal.SIGTERM)
 
 
 def test_a_preview_without_a_node_read_account_warns_by_key(site: dict[str, Any]) -> None:
     with_nodes(site)
-    done = prepare(site, "--read-key-secret", "node-read-key")
-    pid = re.search(r"\(pid (\d+)\)", done.stdout)
-    try:
+    with prepared_with_agent(site, "--read-key-secret", "node-read-key") as done:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "::warning title=stack ship01::" in done.stdout and "edge-registry:previewNodeUser" in done.stdout
-    finally:
-        if pid:
-            os.kill(int(pid.group(1)), signal.SIGTERM)
 
 
 def test_a_preview_of_a_stack_without_nodes_loads_no_key(site: dict[str, Any]) -> None:
