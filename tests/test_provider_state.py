@@ -5,12 +5,12 @@ class name) and the provider process (``pulumi-resource-pulumi-python``) unpickl
 project directory: ``pulumi.dynamic.__main__.get_provider`` does
 ``dill.loads(base64.b64decode(props["__provider"]))`` (that module starts the provider server when
 imported, so the loader below makes the same call itself). So the import paths
-``components.token_password``, ``components.deactivation`` (and ``components.slot_retirement``)
-must keep working for good.
+``components.token_password``, ``components.deactivation``, ``components.slot_retirement`` and
+``components.site_certificates`` must keep working for good.
 
-Two sets of blobs are loaded: the ones the current code serializes (a moved module fails), and
-``tests/fixtures/provider_state/providers.json``, serialized once by an earlier version and
-checked in (a renamed class, or an instance attribute the methods expect that an old blob does
+Three sets of blobs are loaded: the ones the current code serializes (a moved module fails), and
+two checked-in files under ``tests/fixtures/provider_state/``, each serialized once by an earlier
+version (a renamed class, or an instance attribute the methods expect that an old blob does
 not carry, fails too: what existing stacks' state holds does not change with the code).
 """
 
@@ -25,7 +25,10 @@ from pathlib import Path
 from components.render import REPO_ROOT, render_stack
 from tests.fixture_stacks import STACK_DIR
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "provider_state" / "providers.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "provider_state"
+FIXTURE = FIXTURES / "providers.json"
+# Written by the code of the commit that added it, before components/ moved into subpackages.
+FIXTURE_BEFORE_LAYOUT = FIXTURES / "providers-2026-12.json"
 
 PROVIDERS = {
     "pulumi-python:dynamic/edgeregistry:TokenPassword": "components.token_password.TokenPasswordProvider",
@@ -33,6 +36,8 @@ PROVIDERS = {
         "components.deactivation.ConnectedRegistryDeactivationProvider"
     ),
     "pulumi-python:dynamic/edgeregistry:SlotRetirement": "components.slot_retirement.SlotRetirementProvider",
+    "pulumi-python:dynamic/edgeregistry:SiteCa": "components.site_certificates.SiteCaProvider",
+    "pulumi-python:dynamic/edgeregistry:ServerCertificate": "components.site_certificates.ServerCertificateProvider",
 }
 
 # Runs in a fresh interpreter, from the project directory, like the provider process.
@@ -56,15 +61,20 @@ print(json.dumps(loaded))
 
 
 def serialized_providers() -> dict[str, str]:
-    """Each dynamic provider as the SDK serializes it into the state (from a render)."""
-    result = render_stack(stack="dev", stack_dir=STACK_DIR)
-    return {type_: str(result.by_type(type_)[0].serialized_provider) for type_ in PROVIDERS}
+    """Each dynamic provider as the SDK serializes it into the state (from renders, http and https)."""
+    blobs: dict[str, str] = {}
+    for overrides in ({}, {"httpEnabled": False}):
+        result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides=overrides)
+        for type_ in PROVIDERS:
+            if type_ not in blobs and result.by_type(type_):
+                blobs[type_] = str(result.by_type(type_)[0].serialized_provider)
+    return blobs
 
 
-def write_fixture() -> None:
-    """Write tests/fixtures/provider_state/providers.json from the current code (see its README)."""
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_text(json.dumps(serialized_providers(), indent=2, sort_keys=True) + "\n")
+def write_fixture(path: Path) -> None:
+    """Write a stored-state fixture from the current code (see tests/fixtures/provider_state/README.md)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(serialized_providers(), indent=2, sort_keys=True) + "\n")
 
 
 def load_in_a_fresh_process(blobs: dict[str, str], tmp_path: Path) -> dict[str, dict]:
@@ -84,17 +94,22 @@ def load_in_a_fresh_process(blobs: dict[str, str], tmp_path: Path) -> dict[str, 
 
 
 def assert_usable(found: dict[str, dict]) -> None:
-    assert {t: v["class"] for t, v in found.items()} == PROVIDERS
+    assert {t: v["class"] for t, v in found.items()} == {t: PROVIDERS[t] for t in found}
     for type_, provider in found.items():
         assert provider["attributes"] == provider["expected"], f"{type_}: the stored instance's attributes differ"
     # Usable, not just importable: each provider validates inputs (all required ones missing here).
     assert "tokenId" in found["pulumi-python:dynamic/edgeregistry:TokenPassword"]["checks"]
     assert "installId" in found["pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation"]["checks"]
     assert "role" in found["pulumi-python:dynamic/edgeregistry:SlotRetirement"]["checks"]
+    if "pulumi-python:dynamic/edgeregistry:SiteCa" in found:
+        assert "commonName" in found["pulumi-python:dynamic/edgeregistry:SiteCa"]["checks"]
+    if "pulumi-python:dynamic/edgeregistry:ServerCertificate" in found:
+        assert "caCertificatePem" in found["pulumi-python:dynamic/edgeregistry:ServerCertificate"]["checks"]
 
 
 def test_serialized_providers_from_a_render_load_in_a_fresh_process(tmp_path: Path) -> None:
     blobs = serialized_providers()
+    assert set(blobs) == set(PROVIDERS)
     for type_, blob in blobs.items():
         # By reference: the state names the module, it does not carry the code.
         module = PROVIDERS[type_].rsplit(".", 1)[0]
@@ -105,6 +120,16 @@ def test_serialized_providers_from_a_render_load_in_a_fresh_process(tmp_path: Pa
 
 def test_provider_state_stored_by_an_earlier_version_still_loads_in_a_fresh_process(tmp_path: Path) -> None:
     stored = json.loads(FIXTURE.read_text())
+    assert set(stored) == set(PROVIDERS) - {
+        "pulumi-python:dynamic/edgeregistry:SiteCa",
+        "pulumi-python:dynamic/edgeregistry:ServerCertificate",
+    }
+
+    assert_usable(load_in_a_fresh_process(stored, tmp_path))
+
+
+def test_provider_state_stored_before_the_subpackage_layout_still_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    stored = json.loads(FIXTURE_BEFORE_LAYOUT.read_text())
     assert set(stored) == set(PROVIDERS)
 
     assert_usable(load_in_a_fresh_process(stored, tmp_path))
