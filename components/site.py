@@ -13,35 +13,35 @@ from typing import Any
 import pulumi
 import yaml
 
-from components import acr
+from components.azure import acr
 from components.cloud_only import HELD_NOTE, edge_options
-from components.azure_side import (
+from components.azure.connected_registry import (
     AzureConnectedRegistry,
     RegistryNotSuitable,
     look_up_parent_registry,
     site_coordinates,
 )
-from components.catalog import CatalogSource, azure_catalog
-from components.config import (
+from components.azure.catalog import CatalogSource, azure_catalog
+from components.config.site import (
     MAX_SCOPE_MAP_REPOSITORIES,
     PROJECT,
     ConfigError,
     SiteConfig,
     load_site_config,
 )
-from components.node_mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
-from components.preview_read_account import read_command as preview_read_command
-from components.node_read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
-from components.onprem import OnPremInstall, OnPremInstallArgs
-from components.pull_secrets import PullSecrets, PullSecretsArgs
-from components.site_tls import SiteTls, SiteTlsArgs, check_brought_expiry, service_dns_names
-from components.stack_config import StackConfig, hide_leaves, read_stack_config
-from components.sync_status import ArmSyncStatusReader, SyncStatusReader
+from components.nodes.mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
+from components.nodes.read_account import read_command as preview_read_command
+from components.nodes.read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
+from components.cluster.onprem import OnPremInstall, OnPremInstallArgs
+from components.cluster.pull_secrets import PullSecrets, PullSecretsArgs
+from components.cluster.site_tls import SiteTls, SiteTlsArgs, check_brought_expiry, service_dns_names
+from components.config.stack import StackConfig, hide_leaves, read_stack_config
+from components.azure.sync_status import ArmSyncStatusReader, SyncStatusReader
 
 
 def read_pulumi_config() -> dict[str, Any]:
     """Every ``edge-registry:*`` value the engine passed, keyed without the project prefix
-    (through ``pulumi.Config``; :func:`components.stack_config.read_stack_config` adds secrecy)."""
+    (through ``pulumi.Config``; :func:`components.config.stack.read_stack_config` adds secrecy)."""
     return dict(read_stack_config().values)
 
 
@@ -127,7 +127,7 @@ def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResul
     """Read every node that is not gone, in parallel, before anything is declared.
 
     Under ``pulumi up`` a node that cannot be read, or whose file fails the k3s check in the part
-    edge-registry does not own (:func:`components.node_read.check_read`), stops the run here, so
+    edge-registry does not own (:func:`components.nodes.read.check_read`), stops the run here, so
     nothing of the site is changed; under preview it is reported by its NodeMirror (a warning, no
     write planned). With ``previewNodeUser`` a preview reads as that account instead of the
     node's user.
@@ -137,7 +137,7 @@ def read_site_nodes(site: SiteConfig, reader: NodeReader) -> dict[str, ReadResul
         return {}
     if pulumi.runtime.is_dry_run() and site.preview_node_user:
         # Previews read as the read-only account, whose one sudo rule runs the installed read
-        # script on this path (components/preview_read_account.py); `up` reads as the write does.
+        # script on this path (components/nodes/read_account.py); `up` reads as the write does.
         targets = [
             dataclasses.replace(t, user=site.preview_node_user, command=preview_read_command(t.path)) for t in targets
         ]
@@ -365,7 +365,7 @@ def build(
     """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError,
     or NodesUnreadable under ``pulumi up``.
 
-    ``secrets`` says which values are secrets (:func:`components.stack_config.read_stack_config`).
+    ``secrets`` says which values are secrets (:func:`components.config.stack.read_stack_config`).
     Key names outside this project's namespace are checked too (``azure-native:locaton``).
     ``node_reader`` reads the nodes (default: over SSH); ``sync_status_reader`` reads the
     connected registry's sync status (default: ARM); the offline render and tests pass fakes.

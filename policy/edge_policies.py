@@ -11,7 +11,7 @@ config): the rule and how to opt in are documented in one place, docs/config-rul
 ("Opt-ins"). The stack is the one in the resource's URN (``urn:pulumi:<stack>::…``); the project
 directory is the policy pack's parent directory, or ``EDGE_REGISTRY_PROJECT_DIR``.
 
-The offline render runs these same validators on what it rendered (components/policy_check.py),
+The offline render runs these same validators on what it rendered (components/preview/policy_check.py),
 so a stack that renders cleanly passes this pack.
 
 Everything is mandatory except ``remote-command-pins-host-key`` (advisory).
@@ -76,7 +76,7 @@ STACK_DIR: ContextVar[Path | None] = ContextVar("edge_registry_stack_dir", defau
 
 def project_dir() -> Path:
     """Where the ``Pulumi.<stack>.yaml`` files are: the pack's parent, or EDGE_REGISTRY_PROJECT_DIR
-    (or the directory the offline render checks, components/policy_check.py)."""
+    (or the directory the offline render checks, components/preview/policy_check.py)."""
     checked = STACK_DIR.get()
     if checked is not None:
         return checked
@@ -272,7 +272,7 @@ def _max_expiry_days(config: Mapping[str, Any]) -> float:
 def _password_expiry(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Token passwords (dynamic resources with tokenId and expiryDays) expire within the maximum."""
     if not args.resource_type.startswith(DYNAMIC_PREFIX) or args.resource_type.endswith(":SlotRetirement"):
-        return  # SlotRetirement names a token but issues no password (components/slot_retirement.py)
+        return  # SlotRetirement names a token but issues no password (components/azure/slot_retirement.py)
     present = keys_of(args.props)
     if "tokenId" not in present and "tokenName" not in present:
         return

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         large_dir = Path(tmp)
         large_site(large_dir)
-        render = f"{IMPORTS}\nfrom components.render import render_stack\n"
+        render = f"{IMPORTS}\nfrom components.preview.render import render_stack\n"
         cases = {
             FLOOR: IMPORTS,
             "dev": f"{render}r = render_stack(stack='dev', stack_dir={str(FIXTURES)!r})\n",

@@ -5,7 +5,7 @@
     python3 scripts/workflow_stacks.py changed BASE HEAD    # the sites a change between two commits affects
 
 A stack is a ``Pulumi.<name>.yaml`` at the repository root. Examples are not sites: a stack listed
-in ``.github/example-stacks.txt`` (components/example_stacks.py; the example ``dev`` is, as
+in ``.github/example-stacks.txt`` (components/config/examples.py; the example ``dev`` is, as
 shipped) is never previewed or deployed; delete its line there to make it a real site
 (docs/runbooks.md, "New site").
 
@@ -29,7 +29,7 @@ from pathlib import Path
 # __pycache__ left in the checkout (it would count as a change under components/).
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from components.example_stacks import EXAMPLES_FILE, example_stacks, parse_example_stacks  # noqa: E402  (after the path is set)
+from components.config.examples import EXAMPLES_FILE, example_stacks, parse_example_stacks  # noqa: E402  (after the path is set)
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^/]+)\.yaml$")
 #: A change under these paths can change what every stack declares, or whether it passes policy.

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from components.arm import ArmClient
+from components.azure.arm import ArmClient
 from tests.arm_server import ArmServer, FakeCredential
 from tests.fixture_stacks import ROOT
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_root_stack_files() -> Iterator[None]:
-    from components import render
+    from components.preview import render
 
     real = render.load_stack_config
 

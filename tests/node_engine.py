@@ -2,7 +2,7 @@
 
 A *run* evaluates NodeMirror under the SDK's mocks, as ``pulumi preview`` (dry run) or
 ``pulumi up``. The node is read for real, at program time, by the program's own reader
-(components/node_read.py, paramiko). The engine's part is played here:
+(components/nodes/read.py, paramiko). The engine's part is played here:
 
 * **diff**: the ``-apply`` command's new inputs against the stored ones (inputs named in
   ``ignoreChanges`` keep their stored value; a changed ``triggers`` replaces). ``same`` is what
@@ -24,9 +24,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from components import node_mirror as nm
-from components import registries_yaml as ry
-from components.node_read import NodeReader, SshNodeReader
+from components.nodes import mirror as nm
+from components.nodes import registries_yaml as ry
+from components.nodes.read import NodeReader, SshNodeReader
 from tests.sshd import NodePath, SshServer
 
 ENDPOINT = "10.43.0.10:80"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import acr
+from components.azure import acr
 
 CATALOG = ["fleet/api", "fleet/web", "fleetwood/x", "hello-world", "Other/Thing"]
 

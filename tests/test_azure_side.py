@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError
-from components.render import CloudFakes, RenderResult, render_stack, reveal
+from components.config.site import ConfigError
+from components.preview.render import CloudFakes, RenderResult, render_stack, reveal
 from tests.fixture_stacks import STACK_DIR
 
 SCOPE_MAP = "azure-native:containerregistry:ScopeMap"
@@ -106,7 +106,7 @@ def test_outputs_and_their_secrecy(dev: RenderResult) -> None:
 
 
 def test_no_password_appears_in_a_non_secret_input(dev: RenderResult) -> None:
-    from components.render import mask
+    from components.preview.render import mask
 
     password = dev.outputs["clientPassword"]
     for resource in dev.resources:

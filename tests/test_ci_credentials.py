@@ -102,7 +102,7 @@ def test_deploy_offers_cloud_only_for_one_site() -> None:
 
 def select(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
     # The step runs the repository's stack selection (scripts/workflow_stacks.py).
-    for module in ("scripts/workflow_stacks.py", "components/__init__.py", "components/example_stacks.py"):
+    for module in ("scripts/workflow_stacks.py", "components/__init__.py", "components/config/examples.py"):
         (repo / module).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / module, repo / module)
     script = step(workflow("deploy.yml")["jobs"]["stacks"], "Select stacks")["run"]

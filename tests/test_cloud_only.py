@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError
-from components.render import CloudFakes, RenderedResource, RenderResult, render_stack, reveal
+from components.config.site import ConfigError
+from components.preview.render import CloudFakes, RenderedResource, RenderResult, render_stack, reveal
 from tests.fixture_stacks import STACK_DIR
 
 EDGE_PREFIXES = ("kubernetes:", "command:")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.config import (
+from components.config.site import (
     MAX_CONNECTED_REGISTRY_NAME,
     ConfigError,
     SiteConfig,
@@ -194,7 +194,7 @@ def test_other_providers_namespaces_are_accepted() -> None:
 
 
 def test_unprefixed_keys_are_refused_with_the_key_to_write() -> None:
-    from components.config import key_problems
+    from components.config.site import key_problems
 
     assert key_problems(["auditLog", "loctaion"]) == [
         "auditLog: a stack config key needs its namespace (Pulumi refuses `auditLog`): write `edge-registry:auditLog`",

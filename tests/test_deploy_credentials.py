@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from components.config import ConfigError, load_site_config
-from components.node_mirror import NodeMirrorArgs
-from components.render import render_stack, reveal
+from components.config.site import ConfigError, load_site_config
+from components.nodes.mirror import NodeMirrorArgs
+from components.preview.render import render_stack, reveal
 from tests.fixture_stacks import STACK_DIR
 from tests.test_config import SSH_KEY, with_
 

@@ -24,17 +24,17 @@ from typing import Any
 
 import pytest
 
-from components import fleet
-from components.fleet_listing import DEFAULT_RETRY_TOTAL, FleetListingClient, StaticBearerCredential
-from components.fleet_model import (
+from components.fleet import cli as fleet
+from components.fleet.listing import DEFAULT_RETRY_TOTAL, FleetListingClient, StaticBearerCredential
+from components.fleet.model import (
     ObservedConnectedRegistry,
     RegistryListing,
     RegistryRef,
     SiteDeclaration,
     TokenPasswords,
 )
-from components.fleet_report import render_table
-from components.fleet_verdicts import (
+from components.fleet.report import render_table
+from components.fleet.verdicts import (
     PasswordExpiry,
     Verdict,
     fleet_report,
@@ -43,7 +43,7 @@ from components.fleet_verdicts import (
     stale_after,
     windows_since,
 )
-from components.rotation import SlotStatus
+from components.azure.rotation import SlotStatus
 from tests.arm_server import FAKE_BEARER, ArmServer, FakeCredential
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -502,7 +502,7 @@ def test_on_a_tty_the_table_is_colored_and_progress_rewrites_one_line(tmp_path: 
 def test_without_a_token_in_the_environment_DefaultAzureCredential_is_used() -> None:
     from azure.identity import DefaultAzureCredential
 
-    from components.fleet_listing import credential_from_environment
+    from components.fleet.listing import credential_from_environment
 
     assert isinstance(credential_from_environment({}), DefaultAzureCredential)
     assert isinstance(credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": " "}), DefaultAzureCredential)
@@ -580,7 +580,7 @@ def test_a_value_of_the_wrong_type_makes_the_registry_a_line_not_a_traceback(
         arm.state.listed_tokens["contosoedge"][0]["properties"]["credentials"]["passwords"][0][key] = bad
     project = make_project(tmp_path, arm, ["ship01", "ship02"])
     result = subprocess.run(
-        [sys.executable, "-m", "components.fleet", "status", "--project-dir", str(project), "--no-progress"],
+        [sys.executable, "-m", "components.fleet.cli", "status", "--project-dir", str(project), "--no-progress"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
@@ -629,12 +629,12 @@ def test_only_example_stacks_is_said_so_not_no_stack_files(tmp_path: Path) -> No
 
 
 def test_the_command_line_end_to_end(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
-    """`python -m components.fleet status` in a subprocess: exit code, JSON on stdout, HTML file."""
+    """`python -m components.fleet.cli status` in a subprocess: exit code, JSON on stdout, HTML file."""
     fleet_arm_state(arm, datetime.now(UTC))
     project = make_project(tmp_path, arm)
     page = tmp_path / "fleet.html"
     result = subprocess.run(
-        [sys.executable, "-m", "components.fleet", "status", "--project-dir", str(project), "--json",
+        [sys.executable, "-m", "components.fleet.cli", "status", "--project-dir", str(project), "--json",
          "--html", str(page)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
     )

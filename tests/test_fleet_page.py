@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from components.fleet_model import (
+from components.fleet.model import (
     ObservedConnectedRegistry,
     RegistryListing,
     RegistryRef,
@@ -28,9 +28,9 @@ from components.fleet_model import (
     StatusDetail,
     TokenPasswords,
 )
-from components.fleet_report import render_html
-from components.fleet_verdicts import fleet_report
-from components.rotation import SlotStatus
+from components.fleet.report import render_html
+from components.fleet.verdicts import fleet_report
+from components.azure.rotation import SlotStatus
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REF = RegistryRef("https://management.azure.com", "sub", "rg-edge", "contosoedge")

@@ -76,7 +76,7 @@ def test_run_program_is_independent_per_call() -> None:
 
 
 def test_every_kubernetes_object_of_the_dev_site_is_valid() -> None:
-    from components.render import render_stack
+    from components.preview.render import render_stack
     from tests.fixture_stacks import STACK_DIR
 
     objects = [

@@ -17,14 +17,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import node_mirror as nm
-from components import node_payload as payload
-from components import node_plan
-from components import registries_yaml as ry
-from components import tls
-from components.node_commands import read_command
-from components.node_read import NodeTarget, ReadResult, SshNodeReader
-from components.render_fakes import FakeNodeReader
+from components.nodes import mirror as nm
+from components.nodes import payload
+from components.nodes import plan as node_plan
+from components.nodes import registries_yaml as ry
+from components.cluster import tls
+from components.nodes.commands import read_command
+from components.nodes.read import NodeTarget, ReadResult, SshNodeReader
+from components.preview.fakes import FakeNodeReader
 from tests import test_node_ssh as harness
 from tests.sshd import NodePath, SshServer
 from tests.node_engine import Node, evaluate

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from components import registries_yaml as ry
-from components.node_read import NodeReadFailure, NodeTarget, SshNodeReader
+from components.nodes import registries_yaml as ry
+from components.nodes.read import NodeReadFailure, NodeTarget, SshNodeReader
 from tests.node_engine import ENDPOINT, Node
 from tests.sshd import NodePath, SshServer, can_run
 

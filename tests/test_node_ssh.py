@@ -21,11 +21,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import node_mirror as nm
-from components import registries_yaml as ry
-from components.node_payload import NodeRead, apply_stdin, decode_apply_stdin, parse_read_output, render_read_output
-from components.node_read import NodeReadFailure
-from components.render_fakes import FakeNodeReader
+from components.nodes import mirror as nm
+from components.nodes import registries_yaml as ry
+from components.nodes.payload import NodeRead, apply_stdin, decode_apply_stdin, parse_read_output, render_read_output
+from components.nodes.read import NodeReadFailure
+from components.preview.fakes import FakeNodeReader
 from tests.node_engine import ENDPOINT, Node, evaluate
 from tests.sshd import NodePath, SshServer, can_run
 
@@ -503,7 +503,7 @@ def test_fake_reader_answers_as_an_untouched_node() -> None:
 def test_a_node_converged_before_the_generation_line_keeps_its_payload() -> None:
     """A record without a generation (an older version converged the node) is re-emitted as it
     is, so the upgrade changes no payload; a node that is not converged gets generation 1."""
-    from components.node_plan import plan_node
+    from components.nodes.plan import plan_node
 
     merged = ry.dump(ry.merge(ry.parse(FOREIGN), ours(), []))
     sha = hashlib.sha256(FOREIGN).hexdigest()
@@ -535,15 +535,15 @@ def test_args_are_validated() -> None:
 
 
 def test_scripts_are_posix_sh() -> None:
-    scripts = Path(nm.__file__).with_name("node_scripts")
+    scripts = Path(nm.__file__).with_name("scripts")
     for script in sorted(scripts.glob("*.sh")):
         subprocess.run(["sh", "-n", str(script)], check=True)
         assert os.path.getsize(script) < 8000
 
 
 def test_the_installed_preview_read_script_speaks_the_programs_read_protocol(tmp_path: Path) -> None:
-    """The read account's script (components/preview_read_account.py) is read.sh: same output format."""
-    from components.preview_read_account import install_script
+    """The read account's script (components/nodes/read_account.py) is read.sh: same output format."""
+    from components.nodes.read_account import install_script
 
     script = tmp_path / "read-registries"
     script.write_text(install_script())

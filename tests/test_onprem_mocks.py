@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.onprem import CHART, OnPremInstall, OnPremInstallArgs, format_endpoint, merge_values
-from components.pull_secrets import PullSecrets, PullSecretsArgs
+from components.cluster.onprem import CHART, OnPremInstall, OnPremInstallArgs, format_endpoint, merge_values
+from components.cluster.pull_secrets import PullSecrets, PullSecretsArgs
 from tests.k8s_mocks import (
     NAMESPACE,
     PROVIDER,

@@ -25,7 +25,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from components import acr
+from components.azure import acr
 from policy import edge_policies as ep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -377,8 +377,8 @@ def test_stack_name_comes_from_the_urn() -> None:
 
 def test_the_dev_site_as_rendered_passes_every_mandatory_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real program's resources (offline render of the fixture tests/stacks/Pulumi.dev.yaml) meet the pack, and the pack sees them."""
-    pytest.importorskip("components.node_mirror", reason="node mirror component not merged yet")
-    from components.render import reveal, render_stack
+    pytest.importorskip("components.nodes.mirror", reason="node mirror component not merged yet")
+    from components.preview.render import reveal, render_stack
 
     from tests.fixture_stacks import STACK_DIR
 

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.render import render_stack
+from components.preview.render import render_stack
 from tests.fixture_stacks import STACK_DIR
 from tests.test_k8s_schemas import K8S_VERSIONS
 

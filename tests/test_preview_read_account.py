@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from components import node_mirror, preview_read_account
-from components.preview_read_account import DEFAULT_PATH, READ_SCRIPT, READER_USER
+from components.nodes import mirror as node_mirror
+
+from components.nodes import read_account as preview_read_account
+from components.nodes.read_account import DEFAULT_PATH, READ_SCRIPT, READER_USER
 
 VISUDO = shutil.which("visudo") or ("/usr/sbin/visudo" if os.path.exists("/usr/sbin/visudo") else None)
 CVTSUDOERS = shutil.which("cvtsudoers")
@@ -121,9 +123,9 @@ def test_sudoers_refuses_a_path_that_would_widen_the_rule(path: str) -> None:
 def test_cli_prints_script_and_rule() -> None:
     import sys
 
-    script = run_sh([sys.executable, "-m", "components.preview_read_account", "script"])
+    script = run_sh([sys.executable, "-m", "components.nodes.read_account", "script"])
     assert script.returncode == 0 and script.stdout == preview_read_account.install_script()
-    sudoers = run_sh([sys.executable, "-m", "components.preview_read_account", "sudoers", "--path", "/etc/rancher/rke2/registries.yaml"])
+    sudoers = run_sh([sys.executable, "-m", "components.nodes.read_account", "sudoers", "--path", "/etc/rancher/rke2/registries.yaml"])
     assert sudoers.returncode == 0 and f"{READ_SCRIPT} /etc/rancher/rke2/registries.yaml" in sudoers.stdout
-    bad = run_sh([sys.executable, "-m", "components.preview_read_account", "sudoers", "--path", "/etc/*"])
+    bad = run_sh([sys.executable, "-m", "components.nodes.read_account", "sudoers", "--path", "/etc/*"])
     assert bad.returncode == 2 and "error:" in bad.stderr

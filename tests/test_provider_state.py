@@ -4,9 +4,10 @@ The engine stores each dynamic resource's provider dill-pickled *by reference* (
 class name) and the provider process (``pulumi-resource-pulumi-python``) unpickles it from the
 project directory: ``pulumi.dynamic.__main__.get_provider`` does
 ``dill.loads(base64.b64decode(props["__provider"]))`` (that module starts the provider server when
-imported, so the loader below makes the same call itself). So the import paths
-``components.token_password``, ``components.deactivation``, ``components.slot_retirement`` and
-``components.site_certificates`` must keep working for good.
+imported, so the loader below makes the same call itself). So every import path a stack's state
+names must keep working for good: ``components.token_password``, ``components.deactivation``,
+``components.slot_retirement`` and ``components.site_certificates`` (re-export modules since the
+providers moved into ``components/azure/`` and ``components/cluster/``), and those new homes.
 
 Three sets of blobs are loaded: the ones the current code serializes (a moved module fails), and
 two checked-in files under ``tests/fixtures/provider_state/``, each serialized once by an earlier
@@ -22,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.render import REPO_ROOT, render_stack
+from components.preview.render import REPO_ROOT, render_stack
 from tests.fixture_stacks import STACK_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "provider_state"
@@ -31,13 +32,13 @@ FIXTURE = FIXTURES / "providers.json"
 FIXTURE_BEFORE_LAYOUT = FIXTURES / "providers-2026-12.json"
 
 PROVIDERS = {
-    "pulumi-python:dynamic/edgeregistry:TokenPassword": "components.token_password.TokenPasswordProvider",
+    "pulumi-python:dynamic/edgeregistry:TokenPassword": "components.azure.token_password.TokenPasswordProvider",
     "pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation": (
-        "components.deactivation.ConnectedRegistryDeactivationProvider"
+        "components.azure.deactivation.ConnectedRegistryDeactivationProvider"
     ),
-    "pulumi-python:dynamic/edgeregistry:SlotRetirement": "components.slot_retirement.SlotRetirementProvider",
-    "pulumi-python:dynamic/edgeregistry:SiteCa": "components.site_certificates.SiteCaProvider",
-    "pulumi-python:dynamic/edgeregistry:ServerCertificate": "components.site_certificates.ServerCertificateProvider",
+    "pulumi-python:dynamic/edgeregistry:SlotRetirement": "components.azure.slot_retirement.SlotRetirementProvider",
+    "pulumi-python:dynamic/edgeregistry:SiteCa": "components.cluster.certificates.SiteCaProvider",
+    "pulumi-python:dynamic/edgeregistry:ServerCertificate": "components.cluster.certificates.ServerCertificateProvider",
 }
 
 # Runs in a fresh interpreter, from the project directory, like the provider process.
@@ -131,5 +132,8 @@ def test_provider_state_stored_by_an_earlier_version_still_loads_in_a_fresh_proc
 def test_provider_state_stored_before_the_subpackage_layout_still_loads_in_a_fresh_process(tmp_path: Path) -> None:
     stored = json.loads(FIXTURE_BEFORE_LAYOUT.read_text())
     assert set(stored) == set(PROVIDERS)
+    frozen = ("components.token_password", "components.deactivation", "components.slot_retirement",
+              "components.site_certificates")
+    assert {m for m in frozen for blob in stored.values() if m.encode() + b"\x94" in base64.b64decode(blob)} == set(frozen)
 
     assert_usable(load_in_a_fresh_process(stored, tmp_path))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.pull_secrets import dockerconfigjson, merged_pull_secret_refs
+from components.cluster.pull_secrets import dockerconfigjson, merged_pull_secret_refs
 
 
 def test_document_has_exactly_the_docker_config_shape() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components import registries_yaml as ry
+from components.nodes import registries_yaml as ry
 
 ENDPOINT = "10.43.0.10:80"
 OURS = ry.mirror_entries(ENDPOINT, "http", None, False)

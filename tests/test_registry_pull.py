@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from components.pull_secrets import dockerconfigjson
+from components.cluster.pull_secrets import dockerconfigjson
 from tests.k8s_mocks import SECRET
 from tests.registry_server import Registry, build_oci_layout, require_tools, running_registry
 from tests.test_onprem_mocks import BASE, CLIENT_PASSWORD, CLIENT_TOKEN, install

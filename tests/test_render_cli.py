@@ -1,4 +1,4 @@
-"""`python -m components.render`: the offline evaluation operators and CI run per stack."""
+"""`python -m components.preview.render`: the offline evaluation operators and CI run per stack."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import ConfigError
-from components.node_payload import NodeMirrorError
-from components.node_read import NodeReadFailure
-from components.render import KNOWN_AFTER_APPLY, CloudFakes, NodeError, format_tree, render_stack
-from components.render_fakes import FakeNodeReader
+from components.config.site import ConfigError
+from components.nodes.payload import NodeMirrorError
+from components.nodes.read import NodeReadFailure
+from components.preview.render import KNOWN_AFTER_APPLY, CloudFakes, NodeError, format_tree, render_stack
+from components.preview.fakes import FakeNodeReader
 from tests.fixture_stacks import STACK_DIR, stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def render(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The CLI on the suite's fixture stacks (tests/stacks), unless a test names its own project."""
     where = [] if "--project-dir" in args else ["--stack-dir", str(STACK_DIR)]
     return subprocess.run(
-        [sys.executable, "-m", "components.render", *args, *where], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "components.preview.render", *args, *where], cwd=cwd, capture_output=True, text=True,
         timeout=120,
     )
 
@@ -300,7 +300,7 @@ def test_a_node_the_program_refuses_is_a_clean_render_error() -> None:
 def test_the_cli_turns_a_refused_node_into_exit_2_and_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import components.render as render_module
+    import components.preview.render as render_module
 
     monkeypatch.setattr(render_module, "FakeNodeReader", lambda _state: _RefusingReader())
     assert render_module.main(["dev", "--stack-dir", str(STACK_DIR)]) == 2
@@ -325,7 +325,7 @@ def test_the_cli_prints_the_same_bytes_every_time(tmp_path: Path) -> None:
     BaseEventLoop.__del__" on stderr). Runs in parallel, which varies the timing."""
     current = tmp_path / "registries.yaml"
     current.write_text("configs:\n  z.example:5000:\n    auth: {username: u, password: p}\n")
-    command = [sys.executable, "-m", "components.render", "dev", "--node-state", f"192.0.2.11={current}",
+    command = [sys.executable, "-m", "components.preview.render", "dev", "--node-state", f"192.0.2.11={current}",
                "--stack-dir", str(STACK_DIR)]
 
     def once(_: int) -> tuple[int, bytes, bytes]:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: pulumi-kubernetes added the `upsertExistingObjects` provider option in 4.29
 #: (pulumi/pulumi-kubernetes#4278 made plain create the default and upsert the opt-in).
 #: cryptography added the timezone-aware `Certificate.not_valid_after_utc` in 42.0.0 and
-#: `Certificate.verify_directly_issued_by` in 40.0.0 (its changelog); components/tls.py uses both.
+#: `Certificate.verify_directly_issued_by` in 40.0.0 (its changelog); components/cluster/tls.py uses both.
 FEATURES = {
     "upsert_existing_objects": ("pulumi-kubernetes", Version("4.29"), r"\bupsert_existing_objects\s*="),
     "not_valid_after_utc": ("cryptography", Version("42"), r"\.not_valid_after_utc\b"),
@@ -53,7 +53,7 @@ def floors() -> dict[str, Version]:
 
 
 def used_features() -> set[str]:
-    source = "\n".join(p.read_text() for p in (ROOT / "components").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "components").rglob("*.py"))
     return {name for name, (_, _, pattern) in FEATURES.items() if re.search(pattern, source)}
 
 
@@ -82,7 +82,7 @@ def test_installed_cryptography_has_the_certificate_attributes() -> None:
 def _imported_modules() -> dict[str, str]:
     """Third-party modules components/ imports -> a file importing it."""
     found: dict[str, str] = {}
-    for path in sorted((ROOT / "components").glob("*.py")):
+    for path in sorted((ROOT / "components").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -93,7 +93,7 @@ def _imported_modules() -> dict[str, str]:
             for name in names:
                 top = name.split(".")[0]
                 if top not in sys.stdlib_module_names and top not in ("__future__", "components", "policy"):
-                    found.setdefault(name, path.name)
+                    found.setdefault(name, str(path.relative_to(ROOT)))
     return found
 
 
@@ -116,7 +116,7 @@ def test_every_package_the_program_imports_is_a_requirement() -> None:
         if str(file).endswith(".py")
     }
     modules = _imported_modules()
-    assert "cryptography" in modules  # components/tls.py: the check below is not vacuous
+    assert "cryptography" in modules  # components/cluster/tls.py: the check below is not vacuous
     missing = []
     for module, where in modules.items():
         if any(module == m or module.startswith(f"{m}.") for m in TRANSITIVE):

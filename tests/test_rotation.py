@@ -2,7 +2,7 @@
 
 Each test drives a site's two tokens run by run, the way ``pulumi up`` and ``pulumi preview``
 call the providers: facts read from ARM at program time by the real reader
-(components/sync_status.py), then check → diff → update of each TokenPassword, then its consumers
+(components/azure/sync_status.py), then check → diff → update of each TokenPassword, then its consumers
 (which a test can make fail), then each SlotRetirement (which depends on the consumers). Between runs the test moves the clock and
 the connected registry's ``lastSyncTime``, following the stories of issue 9: never synced, synced
 before the rotation, synced after it, offline across the whole expiry window.
@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
-from components import rotation, token_password
-from components.arm import ArmClient
-from components.rotation import Phase, RotationState, SlotFacts, Step
-from components.slot_retirement import SlotRetirementProvider
-from components.sync_status import ArmSyncStatusReader, SiteCoordinates, SiteSyncStatus
-from components.token_password import TokenPasswordProvider
+from components.azure import rotation
+
+from components.azure import token_password
+from components.azure.arm import ArmClient
+from components.azure.rotation import Phase, RotationState, SlotFacts, Step
+from components.azure.slot_retirement import SlotRetirementProvider
+from components.azure.sync_status import ArmSyncStatusReader, SiteCoordinates, SiteSyncStatus
+from components.azure.token_password import TokenPasswordProvider
 from tests.arm_server import ArmServer, FakeCredential
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -49,7 +51,7 @@ class SiteRuns:
         self.retirements: dict[str, dict[str, Any]] = {}
         self.consumers_fail = False
         self.cloud_only = False
-        """A cloud-only run: TokenPassword gets rotateBeforeDays 0, as components/azure_side.py passes it."""
+        """A cloud-only run: TokenPassword gets rotateBeforeDays 0, as components/azure/connected_registry.py passes it."""
         self.reader = ArmSyncStatusReader(client_factory)
         self.states: dict[str, dict[str, Any]] = {}
         self.time = T0
@@ -89,7 +91,7 @@ class SiteRuns:
         }
 
     def retirement_inputs(self, role: str, status: SiteSyncStatus) -> dict[str, Any]:
-        """As components/azure_side.py declares SlotRetirement."""
+        """As components/azure/connected_registry.py declares SlotRetirement."""
         facts = rotation.slot_facts(status.tokens.get(TOKENS[role]), status.last_sync_time, known=status.known)
         pending = facts.present is not None and len(facts.present) > 1
         password = self.states[role]
@@ -166,7 +168,7 @@ class SiteRuns:
         ]
 
     def warnings(self, rotate_before_days: float = ROTATE_BEFORE_DAYS) -> list[str]:
-        """What the program warns at program time, from ARM alone (components/azure_side.py)."""
+        """What the program warns at program time, from ARM alone (components/azure/connected_registry.py)."""
         status = self.status()
         return rotation.stuck_rotation_warnings(
             self.token_statuses(status), status.last_sync_time, status.connection_state, self.time,
@@ -175,7 +177,7 @@ class SiteRuns:
 
     def blocked(self) -> list[str]:
         """What the program warns from the providers' previous outputs and ARM, as the apply in
-        components/azure_side.py does: TokenPassword's slot/expiry/nextSlot, SlotRetirement's
+        components/azure/connected_registry.py does: TokenPassword's slot/expiry/nextSlot, SlotRetirement's
         activeSlot/retiringSlot."""
         status = self.status()
         site = rotation.SiteView(status.last_sync_time, status.connection_state, status.activation_status)
@@ -509,7 +511,7 @@ def test_the_program_names_a_blocked_and_a_held_rotation_in_its_preview(
     """The whole dev stack under the SDK's mocks, its sync status read from the ARM server and its
     dynamic resources run by their real providers (tests/test_rotation_site.py): the blocked
     warning comes from an apply on the providers' previous outputs, known in a preview."""
-    from components.render import CloudFakes, render_stack
+    from components.preview.render import CloudFakes, render_stack
     from tests.fixture_stacks import STACK_DIR
     from tests.test_rotation_site import CLIENT_TOKEN, Fleet
 

@@ -1,6 +1,6 @@
 """What the site's consumers get in each phase of a rotation, and that a converged site previews clean.
 
-The real program (components/site.py) runs under the SDK's mocks (components/render.py), with two
+The real program (components/site.py) runs under the SDK's mocks (components/preview/render.py), with two
 real pieces plugged in: the sync status is read by the real ARM reader from tests/arm_server.py,
 and the dynamic resources (TokenPassword, SlotRetirement, ConnectedRegistryDeactivation and, on an
 https site, SiteCa and ServerCertificate) are handled by their real providers, called the way the
@@ -18,14 +18,20 @@ from typing import Any
 
 import pytest
 
-from components import rotation, site_certificates, tls, token_password
-from components.arm import ArmClient
-from components.deactivation import ConnectedRegistryDeactivationProvider
-from components.render import UNKNOWN, CloudFakes, RenderResult, render_stack, reveal
-from components.site_certificates import ServerCertificateProvider, SiteCaProvider
-from components.slot_retirement import SlotRetirementProvider
-from components.sync_status import ArmSyncStatusReader
-from components.token_password import TokenPasswordProvider
+from components.azure import rotation
+
+from components.cluster import certificates as site_certificates
+
+from components.cluster import tls
+
+from components.azure import token_password
+from components.azure.arm import ArmClient
+from components.azure.deactivation import ConnectedRegistryDeactivationProvider
+from components.preview.render import UNKNOWN, CloudFakes, RenderResult, render_stack, reveal
+from components.cluster.certificates import ServerCertificateProvider, SiteCaProvider
+from components.azure.slot_retirement import SlotRetirementProvider
+from components.azure.sync_status import ArmSyncStatusReader
+from components.azure.token_password import TokenPasswordProvider
 from tests.arm_server import ArmServer
 from tests.fixture_stacks import STACK_DIR
 
@@ -312,7 +318,7 @@ def test_a_cloud_only_run_holds_the_retirements_like_the_edge() -> None:
 
 def node_auth_passwords(result: RenderResult) -> set[str]:
     """The client password each node's registries.yaml gets (configs[endpoint].auth)."""
-    from components.node_payload import decode_apply_stdin
+    from components.nodes.payload import decode_apply_stdin
 
     passwords = set()
     for command in result.by_type("command:remote:Command"):

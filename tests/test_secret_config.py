@@ -14,10 +14,10 @@ import pytest
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components.config import ConfigError, load_site_config
-from components.onprem import merge_values
-from components.render import format_tree, render_stack, reveal
-from components.stack_config import (
+from components.config.site import ConfigError, load_site_config
+from components.cluster.onprem import merge_values
+from components.preview.render import format_tree, render_stack, reveal
+from components.config.stack import (
     StackConfig,
     hide_leaves,
     leaf_paths,

@@ -1,9 +1,9 @@
 """How the site wires its https material: what the certificate is for, brought CAs and certificates,
 and the warnings about brought ones nearing expiry.
 
-Everything runs through the real program under the SDK's mocks (components/render.py), as
+Everything runs through the real program under the SDK's mocks (components/preview/render.py), as
 tests/test_site_wiring.py does. Brought material is real (trustme, an independent issuer, or
-components/tls.py) and set as secrets: render_stack's config overrides keep the TLS keys secret the
+components/cluster/tls.py) and set as secrets: render_stack's config overrides keep the TLS keys secret the
 way ``pulumi config set --secret`` does (a ``secure:`` value in a stack file cannot be used here:
 the render cannot decrypt it and stands in a placeholder).
 """
@@ -19,11 +19,11 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from components import site_certificates as sc
-from components import tls
-from components.config import ConfigError
-from components.render import RenderResult, format_tree, mask, render_stack
-from components.site_tls import check_brought_expiry
+from components.cluster import certificates as sc
+from components.cluster import tls
+from components.config.site import ConfigError
+from components.preview.render import RenderResult, format_tree, mask, render_stack
+from components.cluster.site_tls import check_brought_expiry
 from tests.fixture_stacks import STACK_DIR
 from tests.test_site_wiring import _node_plan
 
@@ -125,7 +125,7 @@ def test_a_brought_certificate_is_served_as_given_and_the_nodes_trust_its_ca(bro
         "key": base64.b64encode(key.encode()).decode(),
     }
     assert {"values.tls.crt", "values.tls.key"} <= set(release.secret_paths)
-    # The nodes install tlsCaCertificate as given (components/site_tls.py): config requires it with
+    # The nodes install tlsCaCertificate as given (components/cluster/site_tls.py): config requires it with
     # tlsCertificate and checks that it issued the certificate, so containerd's check passes.
     for host in HOSTS:
         assert _node_plan(result, host).ca == ca_pem.encode()
@@ -136,7 +136,7 @@ def test_a_brought_certificate_is_served_as_given_and_the_nodes_trust_its_ca(bro
 
 
 def material(ca_days: float = 3650, certificate_days: float = 365, at: datetime | None = None) -> dict[str, str]:
-    """A CA and a server certificate for the pinned IP, issued with components/tls.py."""
+    """A CA and a server certificate for the pinned IP, issued with components/cluster/tls.py."""
     at = at or datetime.now(UTC)
     ca = tls.issue_ca("brought CA", ca_days, at)
     server = tls.issue_server_certificate(ca.certificate_pem, ca.key_pem, [CLUSTER_IP], [], certificate_days, at)

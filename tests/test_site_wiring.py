@@ -10,7 +10,7 @@ import yaml
 
 import pytest
 
-from components.render import CloudFakes, RenderResult, render_stack
+from components.preview.render import CloudFakes, RenderResult, render_stack
 from tests.fixture_stacks import STACK_DIR
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -108,7 +108,7 @@ def test_each_namespace_gets_a_dockerconfigjson_for_the_client_token(dev: Render
 
 
 def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
-    from components.render import mask
+    from components.preview.render import mask
 
     credentials = [dev.outputs["clientPassword"], dev.outputs["connectionString"]]
     sync_password = dev.outputs["connectionString"].split("SyncTokenPassword=")[1].split(";")[0]
@@ -121,7 +121,7 @@ def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
 
 
 def test_kubeconfig_path_is_checked_on_the_machine_running_pulumi(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from components.config import load_site_config
+    from components.config.site import load_site_config
     from components.site import local_file_problems
     from tests.test_config import KUBECONFIG, with_
 
@@ -233,8 +233,8 @@ def test_each_node_says_what_the_run_does(dev: RenderResult, tmp_path) -> None: 
 
 
 def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
-    from components.node_read import NodeReadFailure
-    from components.render_fakes import FakeNodeReader
+    from components.nodes.read import NodeReadFailure
+    from components.preview.fakes import FakeNodeReader
 
     registered_before_the_read: list[list[str]] = []
 
@@ -258,8 +258,8 @@ def test_up_with_an_unreadable_node_stops_before_any_resource() -> None:
 
 
 def test_previews_read_as_the_preview_account_when_configured_and_up_as_the_write() -> None:
-    from components.preview_read_account import READ_SCRIPT
-    from components.render_fakes import FakeNodeReader
+    from components.nodes.read_account import READ_SCRIPT
+    from components.preview.fakes import FakeNodeReader
 
     preview_reader, up_reader, default_reader = FakeNodeReader(), FakeNodeReader(), FakeNodeReader()
     account = {"previewNodeUser": "edge-registry-read"}
@@ -276,7 +276,7 @@ def test_previews_read_as_the_preview_account_when_configured_and_up_as_the_writ
 
 
 def _node_plan(result: RenderResult, host: str = "192.0.2.10") -> Any:
-    from components import node_mirror
+    from components.nodes import mirror as node_mirror
 
     apply = next(r for r in result.by_type("command:remote:Command") if r.name.endswith(f"{host}-apply"))
     assert "stdin" in apply.secret_paths

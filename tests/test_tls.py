@@ -15,9 +15,9 @@ import trustme
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from components import site_certificates as sc
-from components import tls
-from components.config import ConfigError, load_site_config
+from components.cluster import certificates as sc
+from components.cluster import tls
+from components.config.site import ConfigError, load_site_config
 from tests.test_config import with_
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -173,7 +173,7 @@ def test_check_refuses_a_renewal_window_not_shorter_than_the_lifetime() -> None:
 
 def test_the_ca_key_is_a_secret_output_and_input() -> None:
     # additional_secret_outputs is what keeps keyPem secret in the state; checked on the options.
-    from components.render import render_stack
+    from components.preview.render import render_stack
 
     from tests.fixture_stacks import STACK_DIR
 
@@ -267,7 +267,7 @@ def test_no_key_material_is_in_the_render_outside_a_secret() -> None:
     # The render's stand-in keys are plain text; masked, the whole render must not contain them.
     import json
 
-    from components.render import mask, render_stack
+    from components.preview.render import mask, render_stack
     from tests.fixture_stacks import STACK_DIR
 
     result = render_stack(stack_dir=STACK_DIR, config_overrides={"httpEnabled": False})
@@ -280,7 +280,7 @@ def test_no_key_material_is_in_the_render_outside_a_secret() -> None:
 @pytest.mark.parametrize("provider", ["SiteCaProvider", "ServerCertificateProvider"])
 def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: str) -> None:
     """State holds the provider as the SDK pickles it; the engine's provider process unpickles it
-    on refresh, update and destroy, importing components.site_certificates by that path."""
+    on refresh, update and destroy, importing components.cluster.certificates by that path."""
     import base64
     import subprocess
     import sys
@@ -289,10 +289,10 @@ def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: st
     from pulumi.dynamic.dynamic import serialize_provider
 
     pickled = serialize_provider(getattr(sc, provider)())
-    assert b"components.site_certificates" in base64.b64decode(pickled)  # by reference, not by value
+    assert b"components.cluster.certificates" in base64.b64decode(pickled)  # by reference, not by value
     probe = (
         "import base64, sys, dill\n"
-        "from components import tls\n"
+        "from components.cluster import tls\n"
         "from datetime import UTC, datetime\n"
         "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
         "print(type(p).__module__, type(p).__name__)\n"
@@ -306,7 +306,7 @@ def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: st
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [f"components.site_certificates {provider}", "-----BEGIN CERTIFICATE-----"]
+    assert done.stdout.splitlines() == [f"components.cluster.certificates {provider}", "-----BEGIN CERTIFICATE-----"]
 
 
 def test_a_brought_ca_inside_the_renewal_window_is_refused_when_the_program_issues_with_it() -> None:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from components import site_certificates as sc
-from components.site_tls import service_dns_names
+from components.cluster import certificates as sc
+from components.cluster.site_tls import service_dns_names
 from tests import netns
 from tests.k8s_mocks import SECRET
 from tests.registry_server import REGISTRY_BIN, build_oci_layout, registry_config, require_tools, write_htpasswd

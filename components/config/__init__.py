@@ -1,0 +1,1 @@
+"""The site model: every stack setting, validated and loaded before any resource exists."""

@@ -1,0 +1,1 @@
+"""Fleet status: every site the repository declares, held against what ARM reports."""

@@ -1,0 +1,81 @@
+"""The sites the repository declares: every ``Pulumi.<site>.yaml``, read as ``pulumi up`` would.
+
+The stack files are loaded and validated by the same code the offline renderer and the program
+use (``components.preview.render.load_stack_config``, ``components.config.site.load_site_config``), so a
+stack the fleet status reads is one the program would deploy. A stack file that does not
+validate is reported with one line per problem, each naming its key; it does not stop the
+other sites from being checked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+import isodate
+
+from components.config.site import PROJECT, ConfigError, load_site_config
+from components.config.examples import example_stacks
+from components.fleet.model import RegistryRef, SiteDeclaration
+from components.fleet.verdicts import InvalidStack
+from components.preview.render import known_stacks, load_stack_config
+
+#: Where the subscription comes from, in the order azure-native itself looks.
+SUBSCRIPTION_KEY = "azure-native:subscriptionId"
+SUBSCRIPTION_ENV = ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
+
+
+def read_declarations(
+    project_dir: Path, environ: Mapping[str, str] | None = None
+) -> tuple[list[SiteDeclaration], list[InvalidStack]]:
+    """Every stack file of ``project_dir``: the sites it declares and the stacks that are invalid.
+    Examples (``.github/example-stacks.txt``, components/config/examples.py) are not sites: skipped."""
+    env = os.environ if environ is None else environ
+    sites: list[SiteDeclaration] = []
+    invalid: list[InvalidStack] = []
+    examples = example_stacks(project_dir)
+    for stack in known_stacks(project_dir):
+        if stack in examples:
+            continue
+        try:
+            sites.append(read_declaration(project_dir, stack, env))
+        except ConfigError as error:
+            invalid.append(InvalidStack(stack, tuple(error.problems)))
+    return sites, invalid
+
+
+def example_stack_files(project_dir: Path) -> list[str]:
+    """The stacks of ``project_dir`` that :func:`read_declarations` skips as examples."""
+    examples = example_stacks(project_dir)
+    return [stack for stack in known_stacks(project_dir) if stack in examples]
+
+
+def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) -> SiteDeclaration:
+    """One stack's site. :raises ConfigError: one line per problem, naming the key."""
+    config, _secret_keys, _notes = load_stack_config(project_dir, stack)
+    prefix = f"{PROJECT}:"
+    site = load_site_config({k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)})
+    subscription = config.get(SUBSCRIPTION_KEY) or next((environ[e] for e in SUBSCRIPTION_ENV if environ.get(e)), "")
+    if not subscription:
+        raise ConfigError([
+            f"{SUBSCRIPTION_KEY}: not set in Pulumi.{stack}.yaml and neither {' nor '.join(SUBSCRIPTION_ENV)} "
+            "is set: the fleet status needs the parent registry's subscription"
+        ])
+    window = isodate.parse_duration(site.sync_window)  # validated by SiteConfig: days/hours only
+    assert isinstance(window, timedelta)
+    return SiteDeclaration(
+        stack=stack,
+        # ARM names and ids are case-insensitive: two spellings are one registry, listed once.
+        registry=RegistryRef(
+            arm_endpoint=site.arm_endpoint.rstrip("/").lower(),
+            subscription_id=subscription.lower(),
+            resource_group=site.registry_resource_group.lower(),
+            name=site.registry_name.lower(),
+        ),
+        connected_registry=site.connected_registry_name,
+        sync_schedule=site.sync_schedule,
+        sync_window=window,
+        rotate_before=timedelta(days=site.password_rotate_before_days),
+    )
