@@ -23,9 +23,9 @@ from tests.fixture_stacks import ROOT
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_root_stack_files() -> Iterator[None]:
-    from components.preview import render
+    from components.config import stack_files
 
-    real = render.load_stack_config
+    real = stack_files.load_stack_config
 
     def guarded(project_dir: Path, stack: str, stack_dir: Path | None = None) -> Any:
         where = Path(stack_dir if stack_dir is not None else project_dir).resolve()
@@ -37,7 +37,7 @@ def _no_root_stack_files() -> Iterator[None]:
         return real(project_dir, stack, stack_dir)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(render, "load_stack_config", guarded)
+        patch.setattr(stack_files, "load_stack_config", guarded)
         yield
 
 

@@ -23,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.preview.render import REPO_ROOT, render_stack
+from components.config.stack_files import REPO_ROOT
+from components.preview.render import render_stack
 from tests.fixture_stacks import STACK_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "provider_state"

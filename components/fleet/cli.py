@@ -31,7 +31,7 @@ from components.fleet.report import render_html, render_json, render_table
 from components.config.examples import EXAMPLES_FILE
 from components.fleet.stacks import example_stack_files, read_declarations
 from components.fleet.verdicts import DEFAULT_STALE_WINDOWS, fleet_report
-from components.preview.render import REPO_ROOT
+from components.config.stack_files import REPO_ROOT
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
 

@@ -1,7 +1,7 @@
 """The sites the repository declares: every ``Pulumi.<site>.yaml``, read as ``pulumi up`` would.
 
 The stack files are loaded and validated by the same code the offline renderer and the program
-use (``components.preview.render.load_stack_config``, ``components.config.site.load_site_config``), so a
+use (``components.config.stack_files.load_stack_config``, ``components.config.site.load_site_config``), so a
 stack the fleet status reads is one the program would deploy. A stack file that does not
 validate is reported with one line per problem, each naming its key; it does not stop the
 other sites from being checked.
@@ -20,7 +20,7 @@ from components.config.site import PROJECT, ConfigError, load_site_config
 from components.config.examples import example_stacks
 from components.fleet.model import RegistryRef, SiteDeclaration
 from components.fleet.verdicts import InvalidStack
-from components.preview.render import known_stacks, load_stack_config
+from components.config import stack_files
 
 #: Where the subscription comes from, in the order azure-native itself looks.
 SUBSCRIPTION_KEY = "azure-native:subscriptionId"
@@ -36,7 +36,7 @@ def read_declarations(
     sites: list[SiteDeclaration] = []
     invalid: list[InvalidStack] = []
     examples = example_stacks(project_dir)
-    for stack in known_stacks(project_dir):
+    for stack in stack_files.known_stacks(project_dir):
         if stack in examples:
             continue
         try:
@@ -49,12 +49,12 @@ def read_declarations(
 def example_stack_files(project_dir: Path) -> list[str]:
     """The stacks of ``project_dir`` that :func:`read_declarations` skips as examples."""
     examples = example_stacks(project_dir)
-    return [stack for stack in known_stacks(project_dir) if stack in examples]
+    return [stack for stack in stack_files.known_stacks(project_dir) if stack in examples]
 
 
 def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) -> SiteDeclaration:
     """One stack's site. :raises ConfigError: one line per problem, naming the key."""
-    config, _secret_keys, _notes = load_stack_config(project_dir, stack)
+    config, _secret_keys, _notes = stack_files.load_stack_config(project_dir, stack)
     prefix = f"{PROJECT}:"
     site = load_site_config({k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)})
     subscription = config.get(SUBSCRIPTION_KEY) or next((environ[e] for e in SUBSCRIPTION_ENV if environ.get(e)), "")

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import yaml
 
 from components.nodes import registries_yaml as ry
-from components.config.site import PROJECT, SECRET_KEYS, ConfigError, is_placeholder, key_problems, placeholder
+from components.config.site import PROJECT, SECRET_KEYS, ConfigError, is_placeholder
 from components.nodes.payload import NodeMirrorError, NodeRead
 from components.nodes.plan import foreign_problem
 from components.nodes.read import NodeReader
@@ -47,13 +46,11 @@ from components.preview.fakes import (  # noqa: F401 - CloudFakes and default_ca
     RenderMocks,
     default_catalog,
 )
-from components.config.stack import is_secure_leaf, secure_leaf_paths
+from components.config import stack_files
+from components.config.stack_files import REPO_ROOT
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# libyaml's loader when PyYAML was built with it: a large stack file parses ~10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _LOG = logging.getLogger(__name__)
 
 
@@ -203,98 +200,6 @@ def secret_paths(value: Any, prefix: str = "") -> list[str]:
     return paths
 
 
-# --- stack config as `pulumi up` would see it ------------------------------------------------
-
-def _config_string(value: Any) -> str:
-    """Pulumi hands every config value to the program as a string (JSON for lists and maps)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
-def load_stack_config(
-    project_dir: Path, stack: str, stack_dir: Path | None = None
-) -> tuple[dict[str, str], list[str], list[str]]:
-    """Pulumi.yaml defaults merged with Pulumi.STACK.yaml: (config, secret keys, notes).
-
-    The stack file is read from ``stack_dir`` (default: the project directory, as Pulumi does);
-    the test suite keeps its own fixture stacks in ``tests/stacks``.
-    """
-    project = yaml.load((project_dir / "Pulumi.yaml").read_text(), Loader=_YAML_LOADER)
-    stack_dir = stack_dir if stack_dir is not None else project_dir
-    stack_file = stack_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        raise ConfigError([f"{stack_file.name}: no such stack file (known: {', '.join(known_stacks(stack_dir))})"])
-    try:
-        stack_doc = yaml.load(stack_file.read_text(), Loader=_YAML_LOADER) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError([f"{stack_file.name}: not valid YAML: {error}"]) from None
-    name = project["name"]
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    notes: list[str] = []
-    declared = project.get("config") or {}
-    for key, declaration in declared.items():
-        full = key if ":" in key else f"{name}:{key}"
-        if isinstance(declaration, dict) and "default" in declaration:
-            config[full] = _config_string(declaration["default"])
-        if isinstance(declaration, dict) and declaration.get("secret"):
-            secret_keys.append(full)
-    stack_config = stack_doc.get("config") or {}
-    # Pulumi refuses a stack file key without its namespace; say so, with the key to write.
-    unprefixed = [str(key) for key in stack_config if ":" not in str(key)]
-    if unprefixed:
-        raise ConfigError([f"{stack_file.name}: {problem}" for problem in key_problems(unprefixed)])
-    for key, value in stack_config.items():
-        full = str(key)
-        if is_secure_leaf(value):
-            # Cannot be decrypted offline: a placeholder stands in, still a secret.
-            config[full] = placeholder(full.split(":", 1)[1])
-            secret_keys.append(full)
-        elif leaves := secure_leaf_paths(value):
-            # `--secret --path key.x`: the engine marks the whole key secret and decrypts the
-            # leaves in place; here each secure leaf becomes a placeholder.
-            config[full] = _config_string(_with_placeholders(full.split(":", 1)[1], value, leaves))
-            secret_keys.append(full)
-        else:
-            config[full] = _config_string(value)
-    # A secret the site needs but the stack file leaves unset (secrets are often set per
-    # machine) renders as a placeholder so the rest of the site can still be reviewed;
-    # `pulumi up` itself reports it as missing.
-    from components.config.site import SECRET_KEYS, load_site_config
-
-    values = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{name}:")}
-    try:
-        load_site_config(values)
-    except ConfigError as error:
-        for key in sorted(SECRET_KEYS):
-            if any(p.startswith(f"{name}:{key}: required") for p in error.problems):
-                config[f"{name}:{key}"] = placeholder(key)
-                secret_keys.append(f"{name}:{key}")
-                notes.append(f"note: {name}:{key} is not set in {stack_file.name}; rendered with a placeholder")
-    return config, sorted(set(secret_keys)), notes
-
-
-def _with_placeholders(key: str, value: Any, leaves: Sequence[tuple[str | int, ...]]) -> Any:
-    """``value`` with each secure leaf replaced by the placeholder naming its path."""
-    def walk(item: Any, at: tuple[str | int, ...]) -> Any:
-        if at in leaves:
-            return placeholder(key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at))
-        if isinstance(item, dict):
-            return {k: walk(v, (*at, str(k))) for k, v in item.items()}
-        if isinstance(item, list):
-            return [walk(v, (*at, i)) for i, v in enumerate(item)]
-        return item
-
-    return walk(value, ())
-
-
-def known_stacks(project_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-
-
 class _RecordingMonitor:
     """A MockMonitor that also records each registration's parent, dependencies and options."""
 
@@ -416,7 +321,7 @@ def render_stack(
     configuration problem, :class:`NodeError` for a node the program refuses (a file k3s would
     not start with). ``stack_dir`` is where Pulumi.STACK.yaml is (default: ``project_dir``).
     """
-    config, secret_keys, notes = load_stack_config(
+    config, secret_keys, notes = stack_files.load_stack_config(
         Path(project_dir), stack, Path(stack_dir) if stack_dir is not None else None
     )
     for key, value in (config_overrides or {}).items():
@@ -424,7 +329,7 @@ def render_stack(
         if value is None:
             config.pop(full, None)
         else:
-            config[full] = _config_string(value)
+            config[full] = stack_files.config_string(value)
             if full.split(":", 1)[1] in SECRET_KEYS:
                 secret_keys = sorted({*secret_keys, full})
     repositories = json.loads(config.get(f"{PROJECT}:repositories", "[]") or "[]")
@@ -811,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the policy pack's fleet config (default: policy/config.json when it exists)")
     args = parser.parse_args(argv)
     try:
-        config, _, _ = load_stack_config(args.project_dir, args.stack, args.stack_dir)
+        config, _, _ = stack_files.load_stack_config(args.project_dir, args.stack, args.stack_dir)
         if args.read_nodes and args.node_state:
             raise UsageError("--read-nodes and --node-state: choose one")
         if args.ssh_key is not None and not args.read_nodes:
