@@ -22,13 +22,10 @@ from components.azure.connected_registry import (
     site_coordinates,
 )
 from components.azure.catalog import CatalogSource, azure_catalog
-from components.config.site import (
-    MAX_SCOPE_MAP_REPOSITORIES,
-    PROJECT,
-    ConfigError,
-    SiteConfig,
-    load_site_config,
-)
+from components.config.azure import MAX_SCOPE_MAP_REPOSITORIES
+from components.config.fields import PROJECT, ConfigError
+from components.config.loading import load_site_config
+from components.config.site import SiteConfig
 from components.nodes.mirror import NodeMirror, NodeMirrorArgs, node_target, unreadable_message
 from components.nodes.read_account import read_command as preview_read_command
 from components.nodes.read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
@@ -47,7 +44,7 @@ def read_pulumi_config() -> dict[str, Any]:
 
 def other_config_keys() -> list[str]:
     """The names (never the values) of every config key outside this project's namespace, such as
-    ``azure-native:location``, so misspelt provider keys are caught (config.key_problems)."""
+    ``azure-native:location``, so misspelt provider keys are caught (components.config.keys.key_problems)."""
     from pulumi.runtime import config as runtime_config
 
     keys: set[str] = set()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components.config.site import ConfigError
-from components.preview.render import CloudFakes, RenderResult, render_stack, reveal
+from components.config.fields import ConfigError
+from components.preview.fakes import CloudFakes
+from components.preview.render import render_stack
+from components.preview.result import RenderResult
+from components.preview.values import reveal
 from tests.fixture_stacks import STACK_DIR
 
 SCOPE_MAP = "azure-native:containerregistry:ScopeMap"
@@ -106,7 +109,7 @@ def test_outputs_and_their_secrecy(dev: RenderResult) -> None:
 
 
 def test_no_password_appears_in_a_non_secret_input(dev: RenderResult) -> None:
-    from components.preview.render import mask
+    from components.preview.values import mask
 
     password = dev.outputs["clientPassword"]
     for resource in dev.resources:

@@ -1,27 +1,19 @@
-"""scripts/benchmark.py: the method (paired ratios, median, interval, stopping rule), with fake timings."""
+"""components/preview/benchmark.py (``python -m components benchmark``): the method (paired
+ratios, median, interval, stopping rule), with fake timings."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from importlib import util
-from pathlib import Path
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from components.preview import benchmark as bench
+from tests.fixture_stacks import ROOT
 
-
-def load() -> Any:
-    spec = util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-    assert spec and spec.loader
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load()
 CASES = {bench.FLOOR: "floor", "dev": "dev", "large": "large"}
 
 
@@ -100,3 +92,30 @@ def test_over_target_figures_still_exit_0(monkeypatch: pytest.MonkeyPatch, capsy
     out = capsys.readouterr().out
     assert "5 rounds" in out
     assert [line.split()[-1] for line in out.splitlines()[2:]] == ["over", "over"]
+
+
+def test_the_floor_figures_are_printed_beside_the_ratios(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(body: str) -> dict[str, float]:
+        factor = 1.0 if body == bench.IMPORTS else 1.2
+        return {"seconds": 0.8 * factor, "peak_kib": 102400 * factor}
+
+    monkeypatch.setattr(bench, "measure", run)
+    assert bench.main(["--max-rounds", "5"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("5 rounds; import floor 0.80 s, 100 MiB; median of per-round ratios")
+
+
+def test_the_floor_imports_no_module_a_render_does_not_load() -> None:
+    """paramiko, cryptography and the Azure SDKs stay out of the floor: a render does not load them."""
+    for module in ("paramiko", "cryptography", "azure.identity", "azure.mgmt", "azure.containerregistry", "aiohttp"):
+        assert module not in bench.IMPORTS
+
+
+def test_the_old_script_says_where_the_benchmark_went() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "scripts/benchmark.py moved: run python -m components benchmark\n"
+    assert done.stdout.startswith("usage: python -m components benchmark")

@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
-from components.config.site import ConfigError
-from components.preview.render import CloudFakes, RenderedResource, RenderResult, render_stack, reveal
+from components.config.fields import ConfigError
+from components.preview.fakes import CloudFakes
+from components.preview.render import render_stack
+from components.preview.result import RenderedResource, RenderResult
+from components.preview.values import reveal
 from tests.fixture_stacks import STACK_DIR
 
 EDGE_PREFIXES = ("kubernetes:", "command:")

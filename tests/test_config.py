@@ -7,12 +7,10 @@ from typing import Any
 
 import pytest
 
-from components.config.site import (
-    MAX_CONNECTED_REGISTRY_NAME,
-    ConfigError,
-    SiteConfig,
-    load_site_config,
-)
+from components.config.azure import MAX_CONNECTED_REGISTRY_NAME
+from components.config.fields import ConfigError
+from components.config.loading import load_site_config
+from components.config.site import SiteConfig
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 KUBECONFIG = (
@@ -150,7 +148,7 @@ def test_unknown_keys_get_a_did_you_mean() -> None:
     assert "edge-registry:repositorys: unknown setting; did you mean `edge-registry:repositories`?" in problems
     assert "edge-registry:HTTPENABLED: unknown setting; did you mean `edge-registry:httpEnabled`?" in problems
     (far,) = problems_for(with_(zzzqqq="1"))
-    assert far == "edge-registry:zzzqqq: unknown setting; see the configuration reference in README.md"
+    assert far == "edge-registry:zzzqqq: unknown setting; see the configuration reference in docs/configuration.md"
 
 
 def test_an_unknown_node_field_gets_a_did_you_mean() -> None:
@@ -194,12 +192,12 @@ def test_other_providers_namespaces_are_accepted() -> None:
 
 
 def test_unprefixed_keys_are_refused_with_the_key_to_write() -> None:
-    from components.config.site import key_problems
+    from components.config.keys import key_problems
 
     assert key_problems(["auditLog", "loctaion"]) == [
         "auditLog: a stack config key needs its namespace (Pulumi refuses `auditLog`): write `edge-registry:auditLog`",
         "loctaion: a stack config key needs its namespace (Pulumi refuses `loctaion`): write it with its namespace; "
-        "see the configuration reference in README.md",
+        "see the configuration reference in docs/configuration.md",
     ]
 
 

@@ -9,9 +9,11 @@ import json
 
 import pytest
 
-from components.config.site import ConfigError, load_site_config
+from components.config.fields import ConfigError
+from components.config.loading import load_site_config
 from components.nodes.mirror import NodeMirrorArgs
-from components.preview.render import render_stack, reveal
+from components.preview.render import render_stack
+from components.preview.values import reveal
 from tests.fixture_stacks import STACK_DIR
 from tests.test_config import SSH_KEY, with_
 

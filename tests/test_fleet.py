@@ -580,7 +580,7 @@ def test_a_value_of_the_wrong_type_makes_the_registry_a_line_not_a_traceback(
         arm.state.listed_tokens["contosoedge"][0]["properties"]["credentials"]["passwords"][0][key] = bad
     project = make_project(tmp_path, arm, ["ship01", "ship02"])
     result = subprocess.run(
-        [sys.executable, "-m", "components.fleet.cli", "status", "--project-dir", str(project), "--no-progress"],
+        [sys.executable, "-m", "components", "fleet", "status", "--project-dir", str(project), "--no-progress"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
@@ -629,12 +629,12 @@ def test_only_example_stacks_is_said_so_not_no_stack_files(tmp_path: Path) -> No
 
 
 def test_the_command_line_end_to_end(tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]) -> None:
-    """`python -m components.fleet.cli status` in a subprocess: exit code, JSON on stdout, HTML file."""
+    """`python -m components fleet status` in a subprocess: exit code, JSON on stdout, HTML file."""
     fleet_arm_state(arm, datetime.now(UTC))
     project = make_project(tmp_path, arm)
     page = tmp_path / "fleet.html"
     result = subprocess.run(
-        [sys.executable, "-m", "components.fleet.cli", "status", "--project-dir", str(project), "--json",
+        [sys.executable, "-m", "components", "fleet", "status", "--project-dir", str(project), "--json",
          "--html", str(page)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **arm_env},
     )

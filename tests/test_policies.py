@@ -378,7 +378,8 @@ def test_stack_name_comes_from_the_urn() -> None:
 def test_the_dev_site_as_rendered_passes_every_mandatory_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real program's resources (offline render of the fixture tests/stacks/Pulumi.dev.yaml) meet the pack, and the pack sees them."""
     pytest.importorskip("components.nodes.mirror", reason="node mirror component not merged yet")
-    from components.preview.render import reveal, render_stack
+    from components.preview.render import render_stack
+    from components.preview.values import reveal
 
     from tests.fixture_stacks import STACK_DIR
 

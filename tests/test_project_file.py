@@ -8,7 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from components.config.site import SECRET_KEYS, SiteConfig
+from components.config.keys import SECRET_KEYS
+from components.config.site import SiteConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Pulumi's own project schema, vendored with its source and licence (tests/vendor/README.md).
@@ -40,21 +41,22 @@ def test_pulumi_yaml_and_readme_are_generated_from_the_model() -> None:
     from components.config import reference as config_docs
 
     stale = config_docs.outdated()
-    assert not stale, f"{', '.join(stale)} out of date with SiteConfig: run python -m components.config.reference --write"
+    assert not stale, f"{', '.join(stale)} out of date with SiteConfig: run python -m components config-reference --write"
 
 
 def test_the_drift_check_catches_a_hand_edit(tmp_path: Path) -> None:
     from components.config import reference as config_docs
 
-    for name in ("Pulumi.yaml", "README.md"):
+    (tmp_path / "docs").mkdir()
+    for name in ("Pulumi.yaml", "docs/configuration.md"):
         (tmp_path / name).write_text((ROOT / name).read_text())
     assert config_docs.outdated(tmp_path) == []
     project_text = (tmp_path / "Pulumi.yaml").read_text().replace("default: 90", "default: 60")
     (tmp_path / "Pulumi.yaml").write_text(project_text)
-    readme_text = (tmp_path / "README.md").read_text().replace("| `auditLog` | boolean | `false` |", "| `auditLog` | boolean | `true` |")
-    (tmp_path / "README.md").write_text(readme_text)
-    assert config_docs.outdated(tmp_path) == ["Pulumi.yaml", "README.md"]
-    assert config_docs.write(tmp_path) == ["Pulumi.yaml", "README.md"]
+    doc_text = (tmp_path / "docs/configuration.md").read_text().replace("| `auditLog` | boolean | `false` |", "| `auditLog` | boolean | `true` |")
+    (tmp_path / "docs/configuration.md").write_text(doc_text)
+    assert config_docs.outdated(tmp_path) == ["Pulumi.yaml", "docs/configuration.md"]
+    assert config_docs.write(tmp_path) == ["Pulumi.yaml", "docs/configuration.md"]
     assert config_docs.outdated(tmp_path) == []
     assert (tmp_path / "Pulumi.yaml").read_text() == (ROOT / "Pulumi.yaml").read_text()
 
@@ -82,12 +84,12 @@ def test_declarations_follow_the_model() -> None:
 
 
 def test_readme_config_reference_lists_every_key() -> None:
-    from components.config.site import NodeConfig
+    from components.config.nodes import NodeConfig
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     for model in (SiteConfig, NodeConfig):
         for name, field in model.model_fields.items():
-            assert f"| `{field.alias or name}` |" in readme, f"{field.alias or name} missing from README"
+            assert f"| `{field.alias or name}` |" in readme, f"{field.alias or name} missing from docs/configuration.md"
 
 
 def test_readme_keeps_the_deploy_and_test_commands() -> None:

@@ -1,4 +1,4 @@
-"""`python -m components.preview.render`: the offline evaluation operators and CI run per stack."""
+"""`python -m components render`: the offline evaluation operators and CI run per stack."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config.site import ConfigError
+from components.config.fields import ConfigError
 from components.nodes.payload import NodeMirrorError
 from components.nodes.read import NodeReadFailure
-from components.preview.render import KNOWN_AFTER_APPLY, CloudFakes, NodeError, format_tree, render_stack
+from components.preview.fakes import CloudFakes
+from components.preview.output import format_tree
+from components.preview.render import NodeError, render_stack
+from components.preview.values import KNOWN_AFTER_APPLY
 from components.preview.fakes import FakeNodeReader
 from tests.fixture_stacks import STACK_DIR, stack_file
 
@@ -26,7 +29,7 @@ def render(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The CLI on the suite's fixture stacks (tests/stacks), unless a test names its own project."""
     where = [] if "--project-dir" in args else ["--stack-dir", str(STACK_DIR)]
     return subprocess.run(
-        [sys.executable, "-m", "components.preview.render", *args, *where], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "components", "render", *args, *where], cwd=cwd, capture_output=True, text=True,
         timeout=120,
     )
 
@@ -301,9 +304,10 @@ def test_the_cli_turns_a_refused_node_into_exit_2_and_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import components.preview.render as render_module
+    from components.preview import cli
 
     monkeypatch.setattr(render_module, "FakeNodeReader", lambda _state: _RefusingReader())
-    assert render_module.main(["dev", "--stack-dir", str(STACK_DIR)]) == 2
+    assert cli.main(["dev", "--stack-dir", str(STACK_DIR)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == ["node 192.0.2.10: read output is damaged: section 'file' ends early"]
@@ -325,7 +329,7 @@ def test_the_cli_prints_the_same_bytes_every_time(tmp_path: Path) -> None:
     BaseEventLoop.__del__" on stderr). Runs in parallel, which varies the timing."""
     current = tmp_path / "registries.yaml"
     current.write_text("configs:\n  z.example:5000:\n    auth: {username: u, password: p}\n")
-    command = [sys.executable, "-m", "components.preview.render", "dev", "--node-state", f"192.0.2.11={current}",
+    command = [sys.executable, "-m", "components", "render", "dev", "--node-state", f"192.0.2.11={current}",
                "--stack-dir", str(STACK_DIR)]
 
     def once(_: int) -> tuple[int, bytes, bytes]:

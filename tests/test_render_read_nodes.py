@@ -1,4 +1,4 @@
-"""``python -m components.preview.render STACK --read-nodes`` reads the stack's real nodes as ``pulumi
+"""``python -m components render STACK --read-nodes`` reads the stack's real nodes as ``pulumi
 preview`` does (tests/sshd.py plays the node), and ``pulumi up`` stops on a node it cannot read."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config.site import ConfigError
+from components.config.fields import ConfigError
 from components.nodes.read import SshNodeReader
 from components.preview.render import render_stack
 from tests.fixture_stacks import stack_file
@@ -64,7 +64,7 @@ def _project(tmp_path: Path, server: SshServer, dead_port: int | None = None) ->
 
 def render(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "components.preview.render", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "components", "render", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
 
 

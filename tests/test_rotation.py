@@ -511,7 +511,8 @@ def test_the_program_names_a_blocked_and_a_held_rotation_in_its_preview(
     """The whole dev stack under the SDK's mocks, its sync status read from the ARM server and its
     dynamic resources run by their real providers (tests/test_rotation_site.py): the blocked
     warning comes from an apply on the providers' previous outputs, known in a preview."""
-    from components.preview.render import CloudFakes, render_stack
+    from components.preview.fakes import CloudFakes
+    from components.preview.render import render_stack
     from tests.fixture_stacks import STACK_DIR
     from tests.test_rotation_site import CLIENT_TOKEN, Fleet
 

@@ -27,7 +27,10 @@ from components.cluster import tls
 from components.azure import token_password
 from components.azure.arm import ArmClient
 from components.azure.deactivation import ConnectedRegistryDeactivationProvider
-from components.preview.render import UNKNOWN, CloudFakes, RenderResult, render_stack, reveal
+from components.preview.fakes import CloudFakes
+from components.preview.render import render_stack
+from components.preview.result import RenderResult
+from components.preview.values import UNKNOWN, reveal
 from components.cluster.certificates import ServerCertificateProvider, SiteCaProvider
 from components.azure.slot_retirement import SlotRetirementProvider
 from components.azure.sync_status import ArmSyncStatusReader

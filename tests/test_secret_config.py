@@ -14,9 +14,12 @@ import pytest
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components.config.site import ConfigError, load_site_config
+from components.config.fields import ConfigError
+from components.config.loading import load_site_config
 from components.cluster.onprem import merge_values
-from components.preview.render import format_tree, render_stack, reveal
+from components.preview.output import format_tree
+from components.preview.render import render_stack
+from components.preview.values import reveal
 from components.config.stack import (
     StackConfig,
     hide_leaves,

@@ -21,8 +21,11 @@ from pydantic import SecretStr
 
 from components.cluster import certificates as sc
 from components.cluster import tls
-from components.config.site import ConfigError
-from components.preview.render import RenderResult, format_tree, mask, render_stack
+from components.config.fields import ConfigError
+from components.preview.output import format_tree
+from components.preview.render import render_stack
+from components.preview.result import RenderResult
+from components.preview.values import mask
 from components.cluster.site_tls import check_brought_expiry
 from tests.fixture_stacks import STACK_DIR
 from tests.test_site_wiring import _node_plan

@@ -10,7 +10,9 @@ import yaml
 
 import pytest
 
-from components.preview.render import CloudFakes, RenderResult, render_stack
+from components.preview.fakes import CloudFakes
+from components.preview.render import render_stack
+from components.preview.result import RenderResult
 from tests.fixture_stacks import STACK_DIR
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -108,7 +110,7 @@ def test_each_namespace_gets_a_dockerconfigjson_for_the_client_token(dev: Render
 
 
 def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
-    from components.preview.render import mask
+    from components.preview.values import mask
 
     credentials = [dev.outputs["clientPassword"], dev.outputs["connectionString"]]
     sync_password = dev.outputs["connectionString"].split("SyncTokenPassword=")[1].split(";")[0]
@@ -121,7 +123,7 @@ def test_every_credential_is_secret_everywhere(dev: RenderResult) -> None:
 
 
 def test_kubeconfig_path_is_checked_on_the_machine_running_pulumi(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from components.config.site import load_site_config
+    from components.config.loading import load_site_config
     from components.site import local_file_problems
     from tests.test_config import KUBECONFIG, with_
 

@@ -17,7 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.cluster import certificates as sc
 from components.cluster import tls
-from components.config.site import ConfigError, load_site_config
+from components.config.fields import ConfigError
+from components.config.loading import load_site_config
 from tests.test_config import with_
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -267,7 +268,8 @@ def test_no_key_material_is_in_the_render_outside_a_secret() -> None:
     # The render's stand-in keys are plain text; masked, the whole render must not contain them.
     import json
 
-    from components.preview.render import mask, render_stack
+    from components.preview.render import render_stack
+    from components.preview.values import mask
     from tests.fixture_stacks import STACK_DIR
 
     result = render_stack(stack_dir=STACK_DIR, config_overrides={"httpEnabled": False})

@@ -143,7 +143,7 @@ def test_ci_runs_the_ci_script_as_the_runner_user_and_renders_every_stack_file()
     job = ci["jobs"]["typecheck-and-render"]
     assert "mypy components/" in step(job, "Type check")["run"]
     render = step(job, "render of every stack")["run"]
-    assert "for file in Pulumi.*.yaml" in render and "python -m components.preview.render" in render
+    assert "for file in Pulumi.*.yaml" in render and "python -m components render" in render
 
 
 def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
@@ -152,9 +152,9 @@ def test_ci_render_loop_fails_on_a_broken_stack(tmp_path: Path) -> None:
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     fake = tmp_path / "venv" / "bin" / "python"
     fake.write_text(
-        '#!/bin/sh\n# python -m components.preview.render STACK --json\n'
-        'echo "$3" >> rendered.txt\n'
-        'if [ "$3" = broken ]; then echo "edge-registry:registryName: bad" >&2; exit 2; fi\n'
+        '#!/bin/sh\n# python -m components render STACK --json\n'
+        'echo "$4" >> rendered.txt\n'
+        'if [ "$4" = broken ]; then echo "edge-registry:registryName: bad" >&2; exit 2; fi\n'
         'echo "[]"\n'
     )
     fake.chmod(0o755)
@@ -280,7 +280,7 @@ def test_every_stack_with_the_example_subscription_is_listed_as_an_example() -> 
         stack = stack_file.name[len("Pulumi."):-len(".yaml")]
         assert stack in examples and stack not in sites, (
             f"{stack_file.name} has the example subscription {EXAMPLE_SUBSCRIPTION}: list `{stack}` in "
-            ".github/example-stacks.txt, or set its real azure-native:subscriptionId (README, Operating a fleet)"
+            ".github/example-stacks.txt, or set its real azure-native:subscriptionId (docs/operations.md#the-example-stack)"
         )
 
 
@@ -558,7 +558,7 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     fake = tmp_path / "venv" / "bin" / "python"
     fake.write_text(
-        "#!/bin/sh\n# python -m components.fleet.cli status ... --html FILE\n"
+        "#!/bin/sh\n# python -m components fleet status ... --html FILE\n"
         'echo "$@" > args.txt\n'
         "echo '| ship02 | Offline | offline |'\n"
         f"exit {exit_code}\n"
@@ -569,7 +569,7 @@ def test_fleet_status_puts_the_table_in_the_summary_and_fails_when_flagged(
     assert result.returncode == exit_code
     assert "```text\n| ship02 | Offline | offline |\n```" in summary.read_text()
     args = (tmp_path / "args.txt").read_text().split()
-    assert args[:3] == ["-m", "components.fleet.cli", "status"]
+    assert args[:4] == ["-m", "components", "fleet", "status"]
     assert args[args.index("--html") + 1] == "fleet-status.html" and args[args.index("--stale-after") + 1] == "3"
     if annotation is None:
         assert "::error" not in result.stdout

@@ -27,19 +27,9 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-from azure.mgmt.containerregistry.models import (
-    GenerateCredentialsParameters,
-    TokenCredentialsProperties,
-    TokenUpdateParameters,
-    TokenUpdateProperties,
-)
-from azure.mgmt.containerregistry.models import (
-    TokenPassword as TokenPasswordModel,
-)
-
 if TYPE_CHECKING:
+    # The Azure SDK is imported by the calls that use it: importing this module (for its errors,
+    # constants and scopes, as the program and the fleet status do) loads none of it.
     from azure.core.credentials import TokenCredential
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
@@ -139,6 +129,8 @@ class ArmClient:
         credential_scopes: list[str] | None = None,
         **client_kwargs: Any,
     ) -> None:
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
         endpoint = (arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
         if credential is None:
             # Imported here: azure-identity is only needed against real Azure, never in tests.
@@ -172,6 +164,8 @@ class ArmClient:
 
         :raises TokenNotFoundError: the token does not exist.
         """
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             token = self._client.tokens.get(resource_group, registry_name, token_name)
         except ResourceNotFoundError:
@@ -195,6 +189,8 @@ class ArmClient:
 
         :raises ArmError: ARM's result holds no value for ``slot``.
         """
+        from azure.mgmt.containerregistry.models import GenerateCredentialsParameters
+
         _check_slot(slot)
         poller = self._client.registries.begin_generate_credentials(
             resource_group,
@@ -226,6 +222,16 @@ class ArmClient:
 
         :returns: ``True`` if a PATCH was sent; ``False`` if the token or the slot was already gone.
         """
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.mgmt.containerregistry.models import (
+            TokenCredentialsProperties,
+            TokenUpdateParameters,
+            TokenUpdateProperties,
+        )
+        from azure.mgmt.containerregistry.models import (
+            TokenPassword as TokenPasswordModel,
+        )
+
         _check_slot(slot)
         try:
             in_use = self.password_slots(resource_group, registry_name, token_name)
@@ -248,6 +254,8 @@ class ArmClient:
         self, resource_group: str, registry_name: str, connected_registry_name: str
     ) -> ConnectedRegistryStatus | None:
         """The connected registry's sync status; ``None`` if it does not exist (yet)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             found = self._client.connected_registries.get(resource_group, registry_name, connected_registry_name)
         except ResourceNotFoundError:
@@ -268,6 +276,8 @@ class ArmClient:
 
         :returns: ``True`` if ARM deactivated it; ``False`` if it does not exist (nothing to do).
         """
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             self._client.connected_registries.begin_deactivate(
                 resource_group, registry_name, connected_registry_name

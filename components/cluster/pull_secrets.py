@@ -32,7 +32,7 @@ def dockerconfigjson(endpoint: str, username: str, password: str, login_server: 
     scheme or path in the key would never match. `login_server` (`<registry>.azurecr.io`) adds the
     same credentials under the parent's name, for images referenced by it: the nodes mirror that
     name to the site registry, and the client token is valid in the cloud too when containerd
-    falls back to it (docs/nodes.md, "One image name everywhere"). `auth` is
+    falls back to it (docs/nodes.md, "HTTPS and one image name"). `auth` is
     base64("user:password"), which registries split at the first colon — hence no colon in the
     user name.
     """

@@ -1,6 +1,6 @@
 """SiteTls: the https material of one site — the CA its nodes trust, the registry's certificate and key.
 
-Three ways, chosen by config (README, "HTTPS"):
+Three ways, chosen by config (docs/configuration.md, the https keys):
 
 * **issued** (default): a per-site CA (:class:`~components.cluster.certificates.SiteCa`) and a server
   certificate it signs (:class:`~components.cluster.certificates.ServerCertificate`), renewed before
@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from components.cluster import certificates as site_certificates
 
 from components.cluster import tls
-from components.config.site import PROJECT, ConfigError, is_placeholder
+from components.config.fields import PROJECT, ConfigError, is_placeholder
 from components.cluster.certificates import CA_VALIDITY_DAYS, ServerCertificate, SiteCa
 
 #: What to do about a brought certificate nearing expiry, by config key.

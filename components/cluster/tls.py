@@ -1,7 +1,7 @@
 """Site TLS material with `cryptography`: issue a CA and a server certificate, check brought ones.
 
 Pure functions, no Pulumi: :mod:`components.cluster.certificates` wraps issuance in resources,
-:mod:`components.config.site` checks the certificates and keys a site brings.
+:mod:`components.config.https` checks the certificates and keys a site brings.
 
 What the connected-registry chart needs for https (docs/azure.md, "The Helm chart"; docs/nodes.md, "HTTPS and one image name"): a server certificate
 whose subject alternative names hold the Service's pinned ClusterIP (containerd dials the IP and
@@ -16,14 +16,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    # cryptography is imported by the functions that parse or issue certificates: a site that
+    # brings none and serves http (and every offline render: its fakes issue nothing) never loads it.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 #: Certificates start this much before "now", so a node whose clock is a little behind accepts
 #: a certificate issued a moment ago.
@@ -63,22 +64,31 @@ def renewal_due(not_after: str, renew_before_days: float, at: datetime) -> bool:
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_pem(key: CertificateIssuerPrivateKeyTypes) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
 
 
 def _signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+
     # Ed25519/Ed448 sign without a separate hash; RSA and ECDSA keys use SHA-256.
     return None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
 
 
 def load_certificate(pem: str, what: str = "certificate") -> x509.Certificate:
     """The first certificate in ``pem``; :class:`TlsMaterialError` when there is none."""
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(pem.encode("utf-8"))
     except ValueError:
@@ -87,6 +97,10 @@ def load_certificate(pem: str, what: str = "certificate") -> x509.Certificate:
 
 def load_private_key(pem: str) -> CertificateIssuerPrivateKeyTypes:
     """A PEM private key (PKCS#8, SEC1 or PKCS#1) that can sign; never echoes the key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
     try:
         key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
     except TypeError:
@@ -100,12 +114,18 @@ def load_private_key(pem: str) -> CertificateIssuerPrivateKeyTypes:
 
 
 def _same_public_key(key: CertificateIssuerPrivateKeyTypes, certificate: x509.Certificate) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
     der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(*der) == certificate.public_key().public_bytes(*der)
 
 
 def issue_ca(common_name: str, validity_days: float, now: datetime) -> Issued:
     """A self-signed CA that may sign server certificates only (path length 0)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     not_after = now + timedelta(days=float(validity_days))
@@ -147,6 +167,10 @@ def issue_server_certificate(
 
     It never outlives the CA: a certificate valid past its issuer's expiry would fail then anyway.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     if not ip_addresses and not dns_names:
         raise TlsMaterialError("a server certificate needs at least one IP address or DNS name")
     ca_certificate = load_certificate(ca_certificate_pem, "CA certificate")
@@ -192,6 +216,8 @@ def issue_server_certificate(
 
 def subject_ip_addresses(certificate: x509.Certificate) -> list[str]:
     """The IP addresses among the certificate's subject alternative names."""
+    from cryptography import x509
+
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -207,6 +233,8 @@ def ca_problems(
     With ``renew_before_days`` (the program issues with this CA): a CA inside that window is a
     problem too, since a server certificate never outlives its CA and so would be due for
     renewal again on every run."""
+    from cryptography import x509
+
     try:
         ca = load_certificate(ca_certificate_pem, "CA certificate")
     except TlsMaterialError as error:
@@ -243,6 +271,8 @@ def server_certificate_problems(
 ) -> list[tuple[str, str]]:
     """What is wrong with a brought server certificate and key, as ``(which, message)``;
     ``which`` is ``"certificate"`` or ``"key"``."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         certificate = load_certificate(certificate_pem)
     except TlsMaterialError as error:

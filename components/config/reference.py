@@ -1,10 +1,10 @@
-"""Views of the config model: ``Pulumi.yaml``'s ``config:`` block and the README's tables.
+"""Views of the config model: ``Pulumi.yaml``'s ``config:`` block and the tables of docs/configuration.md.
 
 :class:`~components.config.site.SiteConfig` is the one source of every key, type, default and
 description; these views are generated from it, never edited by hand:
 
-    python -m components.config.reference --write    # rewrite Pulumi.yaml's config block and the README tables
-    python -m components.config.reference --check    # exit 1 if either is out of date (the tests run this)
+    python -m components config-reference --write    # rewrite Pulumi.yaml's config block and the tables of docs/configuration.md
+    python -m components config-reference --check    # exit 1 if either is out of date (the tests run this)
 
 What ``Pulumi.yaml`` declares: every key with a default or that is required, typed, so ``pulumi
 config set`` and ``pulumi up`` check types and refuse a missing required key. Secret keys are
@@ -27,13 +27,15 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from components.config.site import SECRET_KEYS, NodeConfig, SiteConfig
+from components.config.keys import SECRET_KEYS
+from components.config.nodes import NodeConfig
+from components.config.site import SiteConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE = ROOT / "Pulumi.yaml"
-README = ROOT / "README.md"
-SITE_TABLE = ("<!-- config-table:begin (python -m components.config.reference --write) -->", "<!-- config-table:end -->")
-NODE_TABLE = ("<!-- node-table:begin (python -m components.config.reference --write) -->", "<!-- node-table:end -->")
+CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
+SITE_TABLE = ("<!-- config-table:begin (python -m components config-reference --write) -->", "<!-- config-table:end -->")
+NODE_TABLE = ("<!-- node-table:begin (python -m components config-reference --write) -->", "<!-- node-table:end -->")
 CONFIG_MARKER = "config:\n"
 _NOTE_PREFIXES = ("# Generated from components/config/site.py", "# Not declared")
 
@@ -103,7 +105,7 @@ def project_file_text(current: str) -> str:
     head = "".join(line for line in head.splitlines(keepends=True) if not line.startswith(_NOTE_PREFIXES))
     body = yaml.safe_dump({"config": project_declarations()}, sort_keys=False, width=1000, allow_unicode=True)
     note = (
-        f"{_NOTE_PREFIXES[0]} (SiteConfig): python -m components.config.reference --write\n"
+        f"{_NOTE_PREFIXES[0]} (SiteConfig): python -m components config-reference --write\n"
         f"{_NOTE_PREFIXES[1]} (set them in Pulumi.<site>.yaml when needed): {', '.join(undeclared_keys())}.\n"
     )
     return head + note + body
@@ -131,7 +133,8 @@ def _default_label(field: FieldInfo) -> str:
 def table(model: type[BaseModel], first_column: str) -> str:
     lines = [f"| {first_column} | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        description = (field.description or "").replace("|", "\\|")
+        # Descriptions link from the repository root (Pulumi.yaml shows them too); the table sits in docs/.
+        description = (field.description or "").replace("|", "\\|").replace("](docs/", "](")
         lines.append(f"| `{key_of(name, field)}` | {_type_label(name, field)} | {_default_label(field)} | {description} |")
     return "\n".join(lines)
 
@@ -141,12 +144,12 @@ def _replace_between(text: str, markers: tuple[str, str], body: str) -> str:
     before, found, rest = text.partition(begin)
     _, found_end, after = rest.partition(end)
     if not found or not found_end:
-        raise SystemExit(f"README.md lacks the markers {begin!r} … {end!r}")
+        raise SystemExit(f"docs/configuration.md lacks the markers {begin!r} … {end!r}")
     return f"{before}{begin}\n{body}\n{end}{after}"
 
 
-def readme_text(current: str) -> str:
-    """README.md with both configuration tables regenerated."""
+def configuration_doc_text(current: str) -> str:
+    """docs/configuration.md with both configuration tables regenerated."""
     text = _replace_between(current, SITE_TABLE, table(SiteConfig, "key"))
     return _replace_between(text, NODE_TABLE, table(NodeConfig, "field"))
 
@@ -154,27 +157,27 @@ def readme_text(current: str) -> str:
 def outdated(root: Path = ROOT) -> list[str]:
     """The generated files that differ from what SiteConfig says."""
     stale = []
-    project, readme = root / "Pulumi.yaml", root / "README.md"
+    project, doc = root / "Pulumi.yaml", root / "docs" / "configuration.md"
     if project.read_text() != project_file_text(project.read_text()):
         stale.append("Pulumi.yaml")
-    if readme.read_text() != readme_text(readme.read_text()):
-        stale.append("README.md")
+    if doc.read_text() != configuration_doc_text(doc.read_text()):
+        stale.append("docs/configuration.md")
     return stale
 
 
 def write(root: Path = ROOT) -> list[str]:
     """Regenerate both files; returns the ones that changed."""
     changed = outdated(root)
-    project, readme = root / "Pulumi.yaml", root / "README.md"
+    project, doc = root / "Pulumi.yaml", root / "docs" / "configuration.md"
     project.write_text(project_file_text(project.read_text()))
-    readme.write_text(readme_text(readme.read_text()))
+    doc.write_text(configuration_doc_text(doc.read_text()))
     return changed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.config.reference", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components config-reference", description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's config block and the README tables")
+    action.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's config block and the tables of docs/configuration.md")
     action.add_argument("--check", action="store_true", help="exit 1 when they are out of date")
     args = parser.parse_args(argv)
     if args.write:
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stale = outdated()
     if stale:
-        print(f"out of date: {', '.join(stale)}; run: python -m components.config.reference --write", file=sys.stderr)
+        print(f"out of date: {', '.join(stale)}; run: python -m components config-reference --write", file=sys.stderr)
         return 1
     return 0
 

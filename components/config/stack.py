@@ -24,7 +24,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components.config.site import PROJECT
+from components.config.fields import PROJECT
 
 #: A path into a config object: mapping keys and list indexes.
 LeafPath = tuple[str | int, ...]

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-from components.config.site import SECRET_KEYS, ConfigError, key_problems, load_site_config, placeholder
+from components.config.fields import ConfigError, placeholder
+from components.config.keys import SECRET_KEYS, key_problems
+from components.config.loading import load_site_config
 from components.config.stack import is_secure_leaf, secure_leaf_paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Fleet status: which sites are offline, stale, unactivated or about to lose a password.
 
-    python -m components.fleet.cli status [--project-dir DIR] [--stale-after N] [--json] [--html FILE]
+    python -m components fleet status [--project-dir DIR] [--stale-after N] [--json] [--html FILE]
 
 Reads every ``Pulumi.<site>.yaml`` of the project, groups the sites by parent registry, reads
 each registry's connected registries and tokens with one paged ARM list each
@@ -85,7 +85,7 @@ def _wait(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(prog="python -m components.fleet.cli", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(prog="python -m components fleet", description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="report every site's sync, activation and password state")
     status.add_argument("--project-dir", type=Path, default=REPO_ROOT,

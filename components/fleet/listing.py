@@ -24,10 +24,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, HttpResponseError
+# azure-core's retry policy is the base class below; the SDK client (azure-mgmt-containerregistry,
+# its models) and azure-identity are imported where they are used.
 from azure.core.pipeline.policies import RetryPolicy
-from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
 from components.azure.arm import API_VERSION, credential_scope_for
 from components.fleet.model import (
@@ -40,7 +39,8 @@ from components.fleet.model import (
 from components.azure.rotation import SlotStatus, aware
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, TokenCredential
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
 #: A bearer token for ARM; when set, azure-identity is not used at all.
 ARM_TOKEN_ENV = "EDGE_REGISTRY_ARM_TOKEN"
@@ -69,6 +69,8 @@ class StaticBearerCredential:
         self._token = token
 
     def get_token(self, *_scopes: str, **_kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
         # The real expiry is unknown; an hour ahead keeps azure-core from asking again mid-run.
         return AccessToken(self._token, int(time.time()) + 3600)
 
@@ -128,6 +130,8 @@ class FleetListingClient:
         self._clients.clear()
 
     def _client(self, registry: RegistryRef) -> ContainerRegistryManagementClient:
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
         key = (registry.arm_endpoint, registry.subscription_id)
         if key not in self._clients:
             self._clients[key] = ContainerRegistryManagementClient(
@@ -145,6 +149,8 @@ class FleetListingClient:
 
     def list_registry(self, registry: RegistryRef, on_page: PageCallback | None = None) -> RegistryListing:
         """Both lists of one registry; on any ARM or network failure, a listing with ``error``."""
+        from azure.core.exceptions import AzureError
+
         notify = on_page or (lambda *_: None)
         try:
             client = self._client(registry)
@@ -215,6 +221,8 @@ def token_passwords(token: Any) -> TokenPasswords:
 
 def describe_error(error: Exception) -> str:
     """One line for the report: status and ARM's error code when there is one, then the message."""
+    from azure.core.exceptions import HttpResponseError
+
     text = str(getattr(error, "message", None) or error) or type(error).__name__
     message = text.strip().splitlines()[0]
     if isinstance(error, HttpResponseError) and error.status_code:

@@ -1,7 +1,7 @@
 """The sites the repository declares: every ``Pulumi.<site>.yaml``, read as ``pulumi up`` would.
 
 The stack files are loaded and validated by the same code the offline renderer and the program
-use (``components.config.stack_files.load_stack_config``, ``components.config.site.load_site_config``), so a
+use (``components.config.stack_files.load_stack_config``, ``components.config.loading.load_site_config``), so a
 stack the fleet status reads is one the program would deploy. A stack file that does not
 validate is reported with one line per problem, each naming its key; it does not stop the
 other sites from being checked.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import isodate
 
-from components.config.site import PROJECT, ConfigError, load_site_config
+from components.config.fields import PROJECT, ConfigError
+from components.config.loading import load_site_config
 from components.config.examples import example_stacks
 from components.fleet.model import RegistryRef, SiteDeclaration
 from components.fleet.verdicts import InvalidStack

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import io
 import logging
 import os
@@ -27,9 +28,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
-
-import paramiko
+from typing import TYPE_CHECKING, Protocol
 
 from components.nodes.commands import read_command
 from components.nodes.payload import NodeMirrorError, NodeRead, parse_read_output
@@ -45,6 +44,11 @@ __all__ = [
     "check_read",
     "load_private_key",
 ]
+
+if TYPE_CHECKING:
+    # paramiko (with invoke, PyNaCl and cryptography) is imported where a node is really read
+    # over SSH: the offline render's fake reader reads none, so the render never loads it.
+    import paramiko
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,13 @@ _PARAMIKO_LOG = logging.getLogger("paramiko")
 _PARAMIKO_LOG.addHandler(logging.NullHandler())
 _PARAMIKO_LOG.propagate = False
 
-_KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
-
 
 def load_private_key(text: str) -> paramiko.PKey:
     """An OpenSSH/PEM private key (ed25519, ecdsa or rsa, unencrypted) from its text."""
-    for key_class in _KEY_CLASSES:
+    import paramiko
+
+    key_classes: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+    for key_class in key_classes:
         try:
             return key_class.from_private_key(io.StringIO(text))
         except (paramiko.SSHException, ValueError):
@@ -123,6 +128,8 @@ def load_private_key(text: str) -> paramiko.PKey:
 
 def _host_key(line: str) -> paramiko.PKey:
     """The key of an OpenSSH public key line (``ssh-ed25519 AAAA… [comment]``)."""
+    import paramiko
+
     parts = line.split()
     try:
         return paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
@@ -161,12 +168,15 @@ class SshNodeReader:
                 key = load_private_key(private_key)
             except ValueError as exc:
                 return {t.host: NodeReadFailure(t.host, str(exc), False) for t in targets}
+        importlib.import_module("paramiko")  # once, here, before the worker threads use it
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
             results = list(pool.map(lambda t: self.read_one(t, key), targets))
         return {t.host: r for t, r in zip(targets, results, strict=True)}
 
     def read_one(self, target: NodeTarget, key: paramiko.PKey | None) -> ReadResult:
         """Read one node (``key`` None: with the SSH agent)."""
+        import paramiko
+
         client = paramiko.SSHClient()
         try:
             if target.host_key:
@@ -210,6 +220,8 @@ class SshNodeReader:
             client.close()
 
     def _run_read(self, client: paramiko.SSHClient, target: NodeTarget) -> ReadResult:
+        import paramiko
+
         try:
             stdin, stdout, stderr = client.exec_command(
                 target.command or read_command(target.path, target.user), timeout=self.command_timeout

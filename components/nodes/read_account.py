@@ -7,8 +7,8 @@ node. The deploy account has passwordless ``sudo`` for anything; the read accoun
 node's own ``registries.yaml`` path. Nothing the account sends ends up in a shell as root: the
 script and its argument are fixed by the rule.
 
-    python -m components.nodes.read_account script                     # the file to install on a node
-    python -m components.nodes.read_account sudoers [--path P ...]     # its /etc/sudoers.d line(s)
+    python -m components read-account script                     # the file to install on a node
+    python -m components read-account sudoers [--path P ...]     # its /etc/sudoers.d line(s)
 
 docs/runbooks.md ("Preview credentials") has the setup on a node.
 """
@@ -72,7 +72,7 @@ def read_command(path: str = DEFAULT_PATH) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.nodes.read_account", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components read-account", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("script", help=f"print the read script to install as {READ_SCRIPT}")
     sudoers = sub.add_parser("sudoers", help="print the sudoers rule(s) for the read account")

@@ -16,9 +16,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from components.nodes.payload import NodeRead
 from components.nodes.read import NodeTarget, ReadResult
+from components.preview.values import UNKNOWN
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-"""The engine's wire value for an unknown output."""
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCATION = "westeurope"
 

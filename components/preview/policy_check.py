@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config.site import ConfigError
+from components.config.fields import ConfigError
+from components.preview.values import reveal
 
 DEFAULT_POLICY_CONFIG = Path("policy") / "config.json"
 
@@ -79,7 +80,6 @@ def policy_violations(
     from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
     from pulumi_policy.proxy import unknown_checking_proxy
 
-    from components.preview.render import reveal
     from policy import edge_policies
 
     options = PolicyResourceOptions(
