@@ -21,7 +21,7 @@ from components.nodes import mirror as nm
 from components.nodes import payload
 from components.nodes import plan as node_plan
 from components.nodes import registries_yaml as ry
-from components.cluster import tls
+from components import tls
 from components.nodes.commands import read_command
 from components.nodes.read import NodeTarget, ReadResult, SshNodeReader
 from components.preview.fakes import FakeNodeReader

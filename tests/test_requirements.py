@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: pulumi-kubernetes added the `upsertExistingObjects` provider option in 4.29
 #: (pulumi/pulumi-kubernetes#4278 made plain create the default and upsert the opt-in).
 #: cryptography added the timezone-aware `Certificate.not_valid_after_utc` in 42.0.0 and
-#: `Certificate.verify_directly_issued_by` in 40.0.0 (its changelog); components/cluster/tls.py uses both.
+#: `Certificate.verify_directly_issued_by` in 40.0.0 (its changelog); components/tls.py uses both.
 FEATURES = {
     "upsert_existing_objects": ("pulumi-kubernetes", Version("4.29"), r"\bupsert_existing_objects\s*="),
     "not_valid_after_utc": ("cryptography", Version("42"), r"\.not_valid_after_utc\b"),
@@ -116,7 +116,7 @@ def test_every_package_the_program_imports_is_a_requirement() -> None:
         if str(file).endswith(".py")
     }
     modules = _imported_modules()
-    assert "cryptography" in modules  # components/cluster/tls.py: the check below is not vacuous
+    assert "cryptography" in modules  # components/tls.py: the check below is not vacuous
     missing = []
     for module, where in modules.items():
         if any(module == m or module.startswith(f"{m}.") for m in TRANSITIVE):

@@ -22,7 +22,7 @@ from components.azure import rotation
 
 from components.cluster import certificates as site_certificates
 
-from components.cluster import tls
+from components import tls
 
 from components.azure import token_password
 from components.azure.arm import ArmClient

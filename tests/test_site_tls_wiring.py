@@ -3,7 +3,7 @@ and the warnings about brought ones nearing expiry.
 
 Everything runs through the real program under the SDK's mocks (components/preview/render.py), as
 tests/test_site_wiring.py does. Brought material is real (trustme, an independent issuer, or
-components/cluster/tls.py) and set as secrets: render_stack's config overrides keep the TLS keys secret the
+components/tls.py) and set as secrets: render_stack's config overrides keep the TLS keys secret the
 way ``pulumi config set --secret`` does (a ``secure:`` value in a stack file cannot be used here:
 the render cannot decrypt it and stands in a placeholder).
 """
@@ -20,7 +20,7 @@ import trustme
 from pydantic import SecretStr
 
 from components.cluster import certificates as sc
-from components.cluster import tls
+from components import tls
 from components.config.fields import ConfigError
 from components.preview.output import format_tree
 from components.preview.render import render_stack
@@ -139,7 +139,7 @@ def test_a_brought_certificate_is_served_as_given_and_the_nodes_trust_its_ca(bro
 
 
 def material(ca_days: float = 3650, certificate_days: float = 365, at: datetime | None = None) -> dict[str, str]:
-    """A CA and a server certificate for the pinned IP, issued with components/cluster/tls.py."""
+    """A CA and a server certificate for the pinned IP, issued with components/tls.py."""
     at = at or datetime.now(UTC)
     ca = tls.issue_ca("brought CA", ca_days, at)
     server = tls.issue_server_certificate(ca.certificate_pem, ca.key_pem, [CLUSTER_IP], [], certificate_days, at)

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.cluster import certificates as sc
-from components.cluster import tls
+from components import tls
 from components.config.fields import ConfigError
 from components.config.loading import load_site_config
 from tests.test_config import with_
@@ -294,7 +294,7 @@ def test_the_pickled_provider_loads_by_reference_in_a_fresh_process(provider: st
     assert b"components.cluster.certificates" in base64.b64decode(pickled)  # by reference, not by value
     probe = (
         "import base64, sys, dill\n"
-        "from components.cluster import tls\n"
+        "from components import tls\n"
         "from datetime import UTC, datetime\n"
         "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
         "print(type(p).__module__, type(p).__name__)\n"

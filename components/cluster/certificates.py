@@ -2,7 +2,7 @@
 
 Why dynamic resources: pulumi-tls is the ecosystem's way to issue certificates, but it is one more
 provider plugin to install on every runner, and it cannot run where the tests run. The issuance
-itself is `cryptography` (:mod:`components.cluster.tls`), so it is tested for real. As resources, a
+itself is `cryptography` (:mod:`components.tls`), so it is tested for real. As resources, a
 certificate is issued once, kept (its key a secret) in the state, renewed before it expires and
 shown in a preview as a replacement when it will be.
 
@@ -40,7 +40,7 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.cluster import tls
+from components import tls
 
 # Wire names (camelCase, like every other resource's state).
 COMMON_NAME = "commonName"

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from components.cluster import certificates as site_certificates
 
-from components.cluster import tls
+from components import tls
 from components.config.fields import PROJECT, ConfigError, is_placeholder
 from components.cluster.certificates import CA_VALIDITY_DAYS, ServerCertificate, SiteCa
 

@@ -2,7 +2,7 @@
 site brings; and the https rules that span keys (:func:`https_problems`).
 
 https is the default, plain http the opt-in (``httpEnabled``, a cluster setting). The X.509 checks
-of brought material are :mod:`components.cluster.tls`'s pure functions (``cryptography``, no Pulumi).
+of brought material are :mod:`components.tls`'s pure functions (``cryptography``, no Pulumi).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.cluster import tls
+from components import tls
 from components.config.fields import ConfigModel, int_or_none, is_placeholder, truthy
 
 #: The keys of brought TLS material: field name -> config key.
