@@ -445,3 +445,17 @@ def test_the_retired_mirror_ca_file_says_what_replaced_it() -> None:
         "every node (docs/nodes.md); to keep a CA of your own, set it as tlsCaCertificate (and tlsCaKey, or "
         "tlsCertificate and tlsKey) and remove mirrorCaFile"
     ]
+
+
+def test_an_ssh_rsa_host_key_is_refused_with_the_way_to_pin_another() -> None:
+    rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 root@node1"
+    problems = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "hostKey": rsa}]))
+
+    assert len(problems) == 1 and problems[0].startswith("edge-registry:nodes[0].hostKey: ")
+    assert "ed25519 or ECDSA" in problems[0] and "ssh-keyscan -t ed25519" in problems[0]
+
+
+def test_ed25519_and_ecdsa_host_keys_are_accepted() -> None:
+    for key in ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4", "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY"):
+        site = load_site_config(with_(nodes=[{"host": "10.0.0.1", "role": "server", "hostKey": key}]))
+        assert site.nodes[0].host_key == key

@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (pulumi/pulumi-kubernetes#4278 made plain create the default and upsert the opt-in).
 #: cryptography added the timezone-aware `Certificate.not_valid_after_utc` in 42.0.0 and
 #: `Certificate.verify_directly_issued_by` in 40.0.0 (its changelog); components/tls.py uses both.
+#: pulumi-command added `remote.ConnectionArgs(host_key=...)` in 1.1.0 (docs/nodes.md); the node
+#: commands pin every node's host key with it.
 FEATURES = {
+    "host_key": ("pulumi-command", Version("1.1"), r"\bhost_key\s*="),
     "upsert_existing_objects": ("pulumi-kubernetes", Version("4.29"), r"\bupsert_existing_objects\s*="),
     "not_valid_after_utc": ("cryptography", Version("42"), r"\.not_valid_after_utc\b"),
     "verify_directly_issued_by": ("cryptography", Version("40"), r"\.verify_directly_issued_by\("),

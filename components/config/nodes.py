@@ -68,6 +68,14 @@ class NodeConfig(ConfigModel):
     def _host_key(cls, value: str | None) -> str | None:
         if value is not None and not HOST_KEY_RE.match(value.strip()):
             raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA…'")
+        if value is not None and value.strip().startswith("ssh-rsa "):
+            # pulumi-command offers only the pinned key's algorithm; for ssh-rsa that is SHA-1
+            # signatures, which OpenSSH 8.8 and later refuse, so the write would fail mid-`up`.
+            raise ValueError(
+                "an ssh-rsa key cannot be pinned (the node command would offer only SHA-1 signatures, "
+                "which OpenSSH 8.8+ refuses): pin the node's ed25519 or ECDSA key, e.g. the line "
+                "`ssh-keyscan -t ed25519 HOST` prints, compared with /etc/ssh/ssh_host_ed25519_key.pub on the node"
+            )
         return value.strip() if value else value
 
     @property
