@@ -30,6 +30,7 @@ from components.nodes.mirror import NodeMirror, NodeMirrorArgs, node_target, unr
 from components.nodes.read_account import read_command as preview_read_command
 from components.nodes.read import NodeReader, NodeReadFailure, ReadResult, SshNodeReader, check_read
 from components.cluster.onprem import OnPremInstall, OnPremInstallArgs
+from components.cluster.release_read import KubeReleaseReader, ReleaseReader, ReleaseTarget
 from components.cluster.pull_secrets import PullSecrets, PullSecretsArgs
 from components.cluster.site_tls import SiteTls, SiteTlsArgs, check_brought_expiry, service_dns_names
 from components.config.stack import StackConfig, hide_leaves, read_stack_config
@@ -165,6 +166,7 @@ class Site(pulumi.ComponentResource):
         secrets: StackConfig | None = None,
         node_reader: NodeReader | None = None,
         sync_status_reader: SyncStatusReader | None = None,
+        release_reader: ReleaseReader | None = None,
     ) -> None:
         super().__init__("edge-registry:index:Site", name, {}, opts)
         secrets = secrets or StackConfig(values={})
@@ -192,6 +194,11 @@ class Site(pulumi.ComponentResource):
             sync_status,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # A release gone from the cluster while the connected registry still reports itself
+        # activated: deactivate before installing it again (else ALREADY_ACTIVATED).
+        self.pre_install_deactivation = self.azure.deactivate_before_install(
+            read_release_installed(site, sync_status.activation_status, release_reader or KubeReleaseReader(), self)
+        )
         # https (the default): the CA the nodes trust and the certificate the registry serves.
         self.tls = site_tls(name, site, self)
         self.onprem = OnPremInstall(
@@ -217,6 +224,7 @@ class Site(pulumi.ComponentResource):
                 connection_string=self.azure.connection_string,
                 tls_certificate=self.tls.certificate_pem if self.tls else None,
                 tls_key=self.tls.key_pem if self.tls else None,
+                install_after=[self.pre_install_deactivation],
             ),
             opts=edge,
         )
@@ -279,6 +287,33 @@ class Site(pulumi.ComponentResource):
         )
 
         self.register_outputs({})
+
+
+def read_release_installed(
+    site: SiteConfig, activation_status: str | None, reader: ReleaseReader, parent: pulumi.Resource
+) -> bool | None:
+    """Whether the Helm release is installed, read from the cluster only when it matters (ARM
+    reports the connected registry activated) and the cluster may be contacted (not cloud-only).
+    None when not read or unreadable: then nothing is deactivated."""
+    if site.cloud_only or activation_status != "Active":
+        return None
+    read = reader(
+        ReleaseTarget(
+            namespace=site.namespace,
+            release_name=site.release_name,
+            kubeconfig=site.kubeconfig.get_secret_value() if site.kubeconfig else None,
+            kubeconfig_path=str(site.kubeconfig_path) if site.kubeconfig_path else None,
+            context=site.kube_context,
+        )
+    )
+    if read.installed is None:
+        pulumi.log.warn(
+            f"could not read whether Helm release {site.namespace}/{site.release_name} is installed "
+            f"({read.error}); if it is not, its install fails with ALREADY_ACTIVATED: deactivate the "
+            "connected registry first (docs/runbooks.md, \"Reinstall a site's cluster\")",
+            resource=parent,
+        )
+    return read.installed
 
 
 def site_tls(name: str, site: SiteConfig, parent: pulumi.Resource) -> SiteTls | None:
@@ -358,6 +393,7 @@ def build(
     secrets: StackConfig | None = None,
     node_reader: NodeReader | None = None,
     sync_status_reader: SyncStatusReader | None = None,
+    release_reader: ReleaseReader | None = None,
 ) -> Site:
     """Validate config values (as Pulumi passes them) and declare the site; raises ConfigError,
     or NodesUnreadable under ``pulumi up``.
@@ -365,7 +401,8 @@ def build(
     ``secrets`` says which values are secrets (:func:`components.config.stack.read_stack_config`).
     Key names outside this project's namespace are checked too (``azure-native:locaton``).
     ``node_reader`` reads the nodes (default: over SSH); ``sync_status_reader`` reads the
-    connected registry's sync status (default: ARM); the offline render and tests pass fakes.
+    connected registry's sync status (default: ARM); ``release_reader`` whether the Helm release
+    is installed (default: the cluster's API); the offline render and tests pass fakes.
     """
     secret_keys = secrets.secret_keys if secrets is not None else frozenset()
     site_config = load_site_config(values, secret_keys, other_config_keys())
@@ -378,6 +415,7 @@ def build(
         secrets=secrets,
         node_reader=node_reader,
         sync_status_reader=sync_status_reader,
+        release_reader=release_reader,
     )
 
 

@@ -271,14 +271,16 @@ def test_diff_replaces_when_the_token_changes(
     assert set(diff.replaces) == set(change)
 
 
-def test_diff_updates_in_place_for_tuning_inputs(arm: ArmServer, passwords: TokenPasswordProvider, clock: Any) -> None:
+def test_tuning_inputs_alone_are_no_update(arm: ArmServer, passwords: TokenPasswordProvider, clock: Any) -> None:
+    # No change: the engine records the new inputs and keeps the outputs (an update would preview
+    # every output, the password too, as unknown). The next step's update takes them.
     olds = _state_after_create(arm, passwords)
     news = password_props(arm, expiryDays=60.0, armEndpoint=arm.base_url + "/")
 
     diff = passwords.diff("id", olds, news)
     updated = passwords.update("id", olds, news).outs
 
-    assert diff.changes is True and diff.replaces == []
+    assert diff.changes is False and diff.replaces == []
     assert updated is not None
     assert updated["expiryDays"] == 60.0
     # The password itself is untouched by an update.

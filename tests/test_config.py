@@ -74,7 +74,7 @@ def test_pulumi_string_values_are_coerced() -> None:
 
 
 def test_empty_secret_defaults_mean_unset() -> None:
-    """Secrets are declared in Pulumi.yaml with the default "" (so `secret: true` holds): "" is unset."""
+    """"" is unset for a secret (stacks written when Pulumi.yaml declared them with that default)."""
     problems = problems_for(with_(kubeconfig="", sshPrivateKey=""))
     assert "edge-registry:kubeconfig: required: set kubeconfig (secret) or kubeconfigPath" in problems
     assert any(p.startswith("edge-registry:sshPrivateKey: required") for p in problems)

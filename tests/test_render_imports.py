@@ -18,7 +18,7 @@ from tests.fixture_stacks import ROOT, STACK_DIR
 
 #: What a render must not load: the SSH client, the Azure SDKs, the HTTP stacks, cryptography.
 NOT_FOR_A_RENDER = (
-    "paramiko", "azure.identity", "azure.mgmt.containerregistry", "azure.containerregistry", "requests", "aiohttp",
+    "paramiko", "kubernetes", "azure.identity", "azure.mgmt.containerregistry", "azure.containerregistry", "requests", "aiohttp",
     "cryptography",
 )
 

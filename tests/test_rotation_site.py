@@ -26,7 +26,7 @@ from components import tls
 
 from components.azure import token_password
 from components.azure.arm import ArmClient
-from components.azure.deactivation import ConnectedRegistryDeactivationProvider
+from components.azure.deactivation import ConnectedRegistryDeactivationProvider, PreInstallDeactivationProvider
 from components.preview.fakes import CloudFakes
 from components.preview.render import render_stack
 from components.preview.result import RenderResult
@@ -72,6 +72,8 @@ class Engine:
             return SiteCaProvider()
         if "caCertificatePem" in inputs:
             return ServerCertificateProvider()
+        if "installId" not in inputs:  # its facts may be None, and so absent
+            return PreInstallDeactivationProvider(self.client_factory)
         return ConnectedRegistryDeactivationProvider(self.client_factory)
 
     def __call__(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -125,6 +127,7 @@ class Fleet:
         self.engine = Engine(client_factory)
         self.reader = ArmSyncStatusReader(client_factory)
         self.overrides = overrides or {}
+        self.release_installed: bool | None = True  # what the program reads from the cluster
         self.time = T0
         monkeypatch.setattr(token_password, "now", lambda: self.time)
         monkeypatch.setattr(rotation, "now", lambda: self.time)
@@ -156,7 +159,9 @@ class Fleet:
                 "passwordRotateBeforeDays": 7,
                 **self.overrides,
             },
-            fakes=CloudFakes(sync_status=self.reader, dynamic_state=self.engine),
+            fakes=CloudFakes(
+                sync_status=self.reader, dynamic_state=self.engine, release_installed=self.release_installed
+            ),
             preview=preview,
         )
 
@@ -312,11 +317,14 @@ def test_old_slots_are_retired_only_after_every_consumer_of_their_password() -> 
 def test_a_cloud_only_run_holds_the_retirements_like_the_edge() -> None:
     # The edge keeps its stored inputs (old passwords) in a cloud-only run, so no switch may be
     # recorded and no old slot removed because of it.
+    # They are told so by an input their diff honours (test_a_held_retirement_never_calls_arm),
+    # not by ignore_changes, under which a retirement already due would still call ARM.
     result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"cloudOnly": True})
     for retirement in result.by_type(RETIREMENT):
-        assert {"activeSlot", "activeExpiry", "nextSlot", "lastSyncTime", "presentSlots"} <= set(
-            retirement.options["ignoreChanges"]
-        )
+        assert retirement.plain_inputs()["held"] is True
+        assert not retirement.options.get("ignoreChanges")
+    for retirement in render_stack(stack="dev", stack_dir=STACK_DIR).by_type(RETIREMENT):
+        assert retirement.plain_inputs()["held"] is False
 
 
 def node_auth_passwords(result: RenderResult) -> set[str]:
@@ -434,3 +442,164 @@ def test_a_converged_https_site_previews_clean_and_renews_only_the_server_certif
     assert inputs_of(settled, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE) == inputs_of(
         renewed, RELEASE, COMMAND, SECRET, SITE_CA, SERVER_CERTIFICATE
     )
+
+
+# --- tuning changes: at most the tuned resource, nothing downstream (DESIGN: engine preview) -----
+
+DOWNSTREAM = (RELEASE, COMMAND, SECRET)
+
+
+def converged(fleet: Fleet) -> RenderResult:
+    """Two ups and a sync: the state every tuning change below starts from."""
+    fleet.run()
+    fleet.synced(T0 + timedelta(hours=1))
+    fleet.at(T0 + timedelta(hours=2))
+    applied = fleet.run()
+    assert not any(fleet.engine.changes.values()), fleet.engine.changes
+    return applied
+
+
+def changed(fleet: Fleet) -> set[str]:
+    return {name for name, change in fleet.engine.changes.items() if change}
+
+
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        {"passwordExpiryDays": 60},
+        {"passwordRotateBeforeDays": 5},
+        {"armEndpoint": "https://management.sovereign.example"},
+    ],
+    ids=lambda tuning: next(iter(tuning)),
+)
+def test_a_tuning_change_previews_no_update_and_nothing_downstream(
+    arm: ArmServer, client_factory: Callable[[str, str | None], ArmClient], monkeypatch: Any, tuning: dict[str, Any]
+) -> None:
+    # Every endpoint reaches the suite's ARM: only the spelling in the state differs.
+    fleet = Fleet(arm, lambda sub, _endpoint: client_factory(sub, arm.base_url), monkeypatch)
+    applied = converged(fleet)
+    fleet.overrides.update(tuning)
+    fleet.synced(T0 + timedelta(hours=3))
+    fleet.at(T0 + timedelta(hours=4))
+    preview = fleet.run(preview=True)
+    # No password, retirement or certificate reports an update: an update of one would preview
+    # all its outputs as unknown under the real engine (the emulation's Engine returns the new
+    # inputs), and with them the connection string, the pull secrets and the nodes' auth. A new
+    # endpoint updates the deactivation in place (its delete must reach ARM there); nothing
+    # consumes its outputs.
+    expected = {"dev-azure-deactivation"} if "armEndpoint" in tuning else set()
+    assert changed(fleet) == expected
+    assert inputs_of(preview, *DOWNSTREAM) == inputs_of(applied, *DOWNSTREAM)
+    # `up` does just that, and the next preview is clean.
+    fleet.run()
+    assert changed(fleet) == expected
+    fleet.run(preview=True)
+    assert changed(fleet) == set()
+
+
+def test_cloud_only_on_and_off_previews_no_password_or_retirement_change(fleet: Fleet) -> None:
+    applied = converged(fleet)
+    for cloud_only in (True, False):
+        fleet.overrides["cloudOnly"] = cloud_only  # the dev stack pins serviceClusterIP
+        preview = fleet.run(preview=True)
+        # The password resource gets a rotation lead time of 0 in a cloud-only run and the
+        # configured one again after it: neither is an update.
+        assert changed(fleet) == set(), fleet.engine.changes
+        assert inputs_of(preview, SECRET) == inputs_of(applied, SECRET)
+        fleet.run()
+        assert changed(fleet) == set()
+
+
+def test_a_held_retirement_never_calls_arm(fleet: Fleet) -> None:
+    """A retirement due while the site is cloud-only waits for the next run that reaches the edge."""
+    fleet.run()
+    fleet.synced(T0 + timedelta(hours=1))
+    fleet.at(ROTATION)
+    fleet.run()  # the sync password switches, the client one is issued
+    fleet.synced(ROTATION + timedelta(hours=1))
+    fleet.at(ROTATION + timedelta(hours=2))
+    fleet.run()  # the client password switches; its old slot is retiring
+    assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password1", "password2"}
+    requests = len(fleet.arm.requests)
+    fleet.overrides["cloudOnly"] = True
+    fleet.at(ROTATION + timedelta(hours=3))
+    fleet.run(preview=True)
+    assert "dev-azure-client-slot-retirement" not in changed(fleet)
+    fleet.run()
+    assert "dev-azure-client-slot-retirement" not in changed(fleet)
+    assert set(fleet.arm.state.tokens[CLIENT_TOKEN]) == {"password1", "password2"}
+    assert not [r for r in fleet.arm.requests[requests:] if r.method == "PATCH"]
+    # Back in reach: the old slot goes.
+    fleet.overrides["cloudOnly"] = False
+    fleet.at(ROTATION + timedelta(hours=4))
+    fleet.run()
+    assert len(fleet.arm.state.tokens[CLIENT_TOKEN]) == 1
+
+
+def test_a_new_certificate_renewal_lead_previews_nothing_on_an_https_site(https_fleet: Fleet) -> None:
+    fleet = https_fleet
+    applied = converged(fleet)
+    _, server_state = fleet.engine.states["dev-tls-server"]
+    fleet.overrides["certificateRenewBeforeDays"] = RENEW_BEFORE_DAYS - 1  # not due: no renewal
+    preview = fleet.run(preview=True)
+    assert changed(fleet) == set() and fleet.engine.replaces == {}
+    assert inputs_of(preview, *DOWNSTREAM, SITE_CA, SERVER_CERTIFICATE) != inputs_of(
+        applied, *DOWNSTREAM, SITE_CA, SERVER_CERTIFICATE
+    )  # the certificates' inputs carry the new lead time ...
+    assert inputs_of(preview, *DOWNSTREAM) == inputs_of(applied, *DOWNSTREAM)  # ... nothing else moves
+    fleet.run()
+    assert changed(fleet) == set()
+    assert fleet.engine.states["dev-tls-server"][1] == server_state
+    # The new lead time decides the renewal: due one day later than before.
+    fleet.at(RENEWAL)
+    fleet.run(preview=True)
+    assert changed(fleet) == set()
+    fleet.at(RENEWAL + timedelta(days=1))
+    fleet.run(preview=True)
+    assert fleet.engine.replaces == {"dev-tls-server": ["notAfter"]}
+
+
+# --- a release gone while the connected registry is still activated --------------------------------
+
+PRE_INSTALL = "dev-azure-pre-install-deactivation"
+
+
+def test_a_release_gone_from_the_cluster_is_installed_again_after_a_deactivation(fleet: Fleet) -> None:
+    """helm uninstall, an atomic install rolled back, a rebuilt cluster: a refresh drops the
+    release, the next up creates it, and its pod would fail with ALREADY_ACTIVATED."""
+    converged(fleet)
+    assert fleet.arm.state.connected_registries[CR] == "Active"
+    assert fleet.arm.requests_to("POST", "/deactivate") == []
+
+    fleet.release_installed = False
+    fleet.at(T0 + timedelta(hours=3))
+    preview = fleet.run(preview=True)
+    assert changed(fleet) == {PRE_INSTALL}  # the preview says it will deactivate ...
+    assert any("deactivates it before installing the release" in w for w in preview.warnings)
+    release = preview.one(RELEASE)
+    assert preview.by_urn(next(r.urn for r in preview.resources if r.name == PRE_INSTALL)).urn in release.dependencies
+    assert fleet.arm.requests_to("POST", "/deactivate") == []  # ... and a preview calls nothing
+
+    fleet.run()
+    assert len(fleet.arm.requests_to("POST", "/deactivate")) == 1
+    assert fleet.arm.state.connected_registries[CR] == "Inactive"
+
+    # The release is back and has activated the connected registry again: nothing more to do.
+    fleet.release_installed = True
+    fleet.arm.state.connected_registries[CR] = "Active"
+    fleet.run(preview=True)
+    assert changed(fleet) == set()
+    fleet.run()
+    assert len(fleet.arm.requests_to("POST", "/deactivate")) == 1
+
+
+@pytest.mark.parametrize("installed, activation", [(True, "Active"), (False, "Inactive"), (None, "Active")])
+def test_no_deactivation_unless_both_reads_say_so(fleet: Fleet, installed: bool | None, activation: str) -> None:
+    converged(fleet)
+    fleet.release_installed = installed
+    fleet.arm.state.connected_registries[CR] = activation
+    result = fleet.run()
+    assert changed(fleet) == set()
+    assert fleet.arm.requests_to("POST", "/deactivate") == []
+    if installed is None:  # unreadable: said, with what to do
+        assert any("could not read whether Helm release" in w for w in result.warnings)

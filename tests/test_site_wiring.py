@@ -198,7 +198,7 @@ def test_a_connected_registry_update_does_not_touch_the_deactivation(dev: Render
         config_overrides={"syncSchedule": "15 * * * *"},
     )
     assert result.one(CONNECTED_REGISTRY).plain_inputs()["parent"]["syncProperties"]["schedule"] == "15 * * * *"
-    assert result.outputs["connectedRegistryName"] == "(known after apply)"
+    assert result.outputs["gatewayEndpoint"] == "contosoedge.westeurope.data.azurecr.io"  # read, not the output
     assert _deactivation_inputs(result) == _deactivation_inputs(dev)
     assert _deactivation_inputs(result)["connectedRegistryName"] == "devship01"
 
@@ -322,3 +322,29 @@ def test_http_nodes_get_no_ca() -> None:
     plan = _node_plan(render_stack(stack="dev", stack_dir=STACK_DIR))
     assert plan.ca is None
     assert "tls" not in yaml.safe_load(plan.content)["configs"]["10.43.200.200:80"]
+
+
+def test_a_connected_registry_update_previews_only_the_connected_registry(dev: RenderResult) -> None:
+    """azure-native previews the output-only properties of an updated ConnectedRegistry (its
+    gateway endpoint among them) as unknown: the release, pull secrets and nodes take nothing
+    from them, so a schedule or window change previews no other change."""
+    result = render_stack(
+        stack="dev", stack_dir=STACK_DIR, preview=True, fakes=CloudFakes(connected_registry_update=True),
+        config_overrides={"syncSchedule": "15 * * * *", "syncWindow": "PT2H"},
+    )
+    converged = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True)
+    assert result.outputs["gatewayEndpoint"] == dev.outputs["gatewayEndpoint"] == "contosoedge.westeurope.data.azurecr.io"
+    changed = {r.name for r in result.resources if r.plain_inputs() != converged.by_urn(r.urn).plain_inputs()}
+    assert changed == {"dev-azure-connected-registry"}
+    # What the read spares: built from the ConnectedRegistry's output, the connection string (and
+    # with it the release) would preview as changing.
+    from dataclasses import replace
+
+    from components.preview.fakes import converged_sync_status
+
+    unread = render_stack(
+        stack="dev", stack_dir=STACK_DIR, preview=True, config_overrides={"syncSchedule": "15 * * * *"},
+        fakes=CloudFakes(connected_registry_update=True,
+                         sync_status=lambda where: replace(converged_sync_status(where), gateway_endpoint=None)),
+    )
+    assert unread.one(RELEASE).plain_inputs()["values"] != converged.one(RELEASE).plain_inputs()["values"]

@@ -155,14 +155,17 @@ def test_other_names_or_another_ca_replace_the_certificate(clock: Any, change: d
     assert provider.diff("id", state, {**props, **change}).replaces == list(change)
 
 
-def test_lifetimes_update_in_place(clock: Any) -> None:
+def test_new_lifetimes_alone_are_no_update(clock: Any) -> None:
+    # The engine records the new inputs and keeps the certificate; an update would preview the
+    # certificate and key as unknown (and the release and nodes with them).
     provider = sc.ServerCertificateProvider()
     ca = sc.SiteCaProvider().create(ca_props()).outs
     props = server_props(ca, ca[sc.KEY_PEM])
     state = {**props, **provider.create(props).outs}
-    news = {**props, sc.VALIDITY_DAYS: 90.0}
+    news = {**props, sc.VALIDITY_DAYS: 90.0, sc.RENEW_BEFORE_DAYS: props[sc.RENEW_BEFORE_DAYS] - 1}
     diff = provider.diff("id", state, news)
-    assert diff.changes and not diff.replaces
+    assert not diff.changes and not diff.replaces
+    # An update planned by an older diff keeps the certificate too.
     outs = provider.update("id", state, news).outs
     assert outs[sc.CERTIFICATE_PEM] == state[sc.CERTIFICATE_PEM] and outs[sc.VALIDITY_DAYS] == 90.0
 

@@ -81,6 +81,8 @@ class ConnectedRegistryStatus:
     """``connectionState``: Online, Offline, Syncing or Unhealthy."""
     activation_status: str | None
     """``activation.status``: Active or Inactive."""
+    gateway_endpoint: str | None = None
+    """``parent.syncProperties.gatewayEndpoint``: the host the on-prem registry syncs with."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ class ArmClient:
             last_sync_time=sync.last_sync_time if sync else None,
             connection_state=_slot_name(props.connection_state) if props and props.connection_state else None,
             activation_status=_slot_name(activation.status) if activation and activation.status else None,
+            gateway_endpoint=(sync.gateway_endpoint or None) if sync else None,
         )
 
     def deactivate_connected_registry(

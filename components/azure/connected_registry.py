@@ -13,9 +13,8 @@ from pulumi_azure_native import containerregistry as acr_native
 from components.azure import acr
 
 from components.azure import rotation
-from components.cloud_only import edge_options
 from components.config.site import SiteConfig
-from components.azure.deactivation import ConnectedRegistryDeactivation
+from components.azure.deactivation import ConnectedRegistryDeactivation, PreInstallDeactivation
 from components.azure.slot_retirement import SlotRetirement
 from components.azure.sync_status import SiteCoordinates, SiteSyncStatus
 from components.azure.token_password import TokenPassword
@@ -243,8 +242,16 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
 
         self.connected_registry_id = self.connected_registry.id
         self.connected_registry_name = self.connected_registry.name
-        self.gateway_endpoint = self.connected_registry.parent.apply(
-            lambda p: (p.sync_properties.gateway_endpoint if p and p.sync_properties else None) or ""
+        # From the program-time read when the connected registry exists: azure-native previews
+        # the output-only properties of a ConnectedRegistry being updated (a schedule or window
+        # change) as unknown, and the connection string built from its output would preview the
+        # Helm release as changing too. The output only before the first `up` (then all is new).
+        self.gateway_endpoint = (
+            pulumi.Output.from_input(sync_status.gateway_endpoint)
+            if sync_status.gateway_endpoint
+            else self.connected_registry.parent.apply(
+                lambda p: (p.sync_properties.gateway_endpoint if p and p.sync_properties else None) or ""
+            )
         )
         self.sync_token_name = sync_token.name
         self.client_token_name = client_token.name
@@ -268,7 +275,11 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         }
         # The configured name, not the resource's ``name`` output: an output may be unknown in a
         # preview of a ConnectedRegistry update (a schedule change), which would preview the
-        # deactivation as changing. The dependency keeps it deleted (deactivated) first.
+        # deactivation as changing. Its dependency on the ConnectedRegistry keeps it deleted
+        # (deactivated) before the connected registry on destroy. That dependency does not cover a
+        # release created anew while the connected registry is still activated (a re-created
+        # release keeps its installId, and one a refresh dropped has no record to replace):
+        # deactivate_before_install does.
         self._deactivation_args = {**self._registry_args, "connected_registry_name": site.connected_registry_name}
         self.register_outputs(
             {
@@ -288,7 +299,9 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         """Declare each token's ``SlotRetirement`` after the resources that use its password:
         the old slot goes only once they carry the new one (components/azure/slot_retirement.py).
         ``held`` (a cloud-only run, whose edge keeps its stored inputs) holds them too, so no
-        switch the edge did not get is recorded. Sets the ``*_password_rotation`` outputs."""
+        switch the edge did not get is recorded and no slot is removed: they get it as an input
+        their diff honours (not ``ignore_changes``, under which a retirement already due would
+        still call ARM). Sets the ``*_password_rotation`` outputs."""
         retirements: dict[str, SlotRetirement] = {}
         for role, consumers in ((rotation.SYNC_ROLE, sync_consumers), (rotation.CLIENT_ROLE, client_consumers)):
             password, facts = self._passwords[role], self._facts[role]
@@ -304,7 +317,8 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 token_name=self._token_names[role],
                 last_sync_time=rotation.format_time(last_sync) if pending and last_sync else None,
                 present_slots=sorted(facts.present) if facts.present is not None else None,
-                opts=edge_options(held, pulumi.ResourceOptions(parent=self, depends_on=list(consumers))),
+                held=held,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(consumers)),
                 **self._registry_args,
             )
             self._warn_if_blocked(role, password, retirements[role])
@@ -343,6 +357,30 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         pulumi.Output.all(
             password.slot, password.expiry, password.nextSlot, retirement.activeSlot, retirement.retiringSlot
         ).apply(warn)
+
+    def deactivate_before_install(
+        self, release_installed: bool | None, opts: pulumi.ResourceOptions | None = None
+    ) -> PreInstallDeactivation:
+        """Deactivate the connected registry before the Helm release is installed when the program
+        read the release as not installed while ARM reports it activated (see
+        components/cluster/release_read.py); the release must depend on what this returns."""
+        activation = self._sync_status.activation_status if self._sync_status.known else None
+        if release_installed is False and activation == "Active":
+            pulumi.log.warn(
+                f"the Helm release is not installed on the cluster but connected registry "
+                f"{self._deactivation_args['connected_registry_name']} reports itself activated: this run "
+                "deactivates it before installing the release (else the install fails with ALREADY_ACTIVATED)",
+                resource=self,
+            )
+        return PreInstallDeactivation(
+            f"{self._base_name}-pre-install-deactivation",
+            release_installed=release_installed,
+            activation_status=activation,
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, depends_on=[self.connected_registry]), opts
+            ),
+            **self._deactivation_args,
+        )
 
     def deactivate_when_removed(self, install_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> ConnectedRegistryDeactivation:
         """Deactivate the connected registry whenever the on-prem install identified by

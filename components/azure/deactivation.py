@@ -27,6 +27,13 @@ The design:
 
 Nothing is called during preview: the engine does not call ``create`` or ``delete`` in preview, and
 diff only compares values.
+
+What this resource does **not** cover: a release that is *created* while the connected registry is
+still activated. The ``installId`` of a re-created release is the same (namespace/name), and a
+release dropped from the state by a refresh has no old record to replace, so nothing here is
+deleted. :class:`PreInstallDeactivation` (below) covers that: the program reads whether the
+release is installed (components/cluster/release_read.py) and ARM's activation, and the release
+waits for it.
 """
 
 from __future__ import annotations
@@ -130,3 +137,91 @@ class ConnectedRegistryDeactivation(Resource, module="edgeregistry", name="Conne
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
         super().__init__(provider or ConnectedRegistryDeactivationProvider(), resource_name, props, opts)
+
+
+# --- before an install: the release is gone but the connected registry is still activated ------
+
+RELEASE_INSTALLED = "releaseInstalled"
+ACTIVATION_STATUS = "activationStatus"
+DEACTIVATED_AT = "deactivatedAt"
+PRE_INSTALL_KEYS: tuple[str, ...] = (
+    SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, CONNECTED_REGISTRY_NAME, ARM_ENDPOINT,
+    RELEASE_INSTALLED, ACTIVATION_STATUS,
+)
+
+
+def deactivation_needed(props: dict[str, Any]) -> bool:
+    """The program read the release as not installed and the connected registry as activated."""
+    return props.get(RELEASE_INSTALLED) is False and props.get(ACTIVATION_STATUS) == "Active"
+
+
+class PreInstallDeactivationProvider(ArmBackedProvider):
+    """Dynamic provider behind :class:`PreInstallDeactivation`.
+
+    The decision is the program's (its inputs are two program-time reads); ``diff`` reports a
+    change only when it says to deactivate, so a converged site, whatever its facts, previews
+    nothing here, and a run that will deactivate previews this resource updating.
+    """
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(uuid.uuid4().hex, self._run(props, ""))
+
+    def diff(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=deactivation_needed(news), replaces=[])
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(self._run(news, str(olds.get(DEACTIVATED_AT) or "")))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to undo: ConnectedRegistryDeactivation deactivates when the release goes."""
+
+    def _run(self, props: dict[str, Any], deactivated_at: str) -> dict[str, Any]:
+        if deactivation_needed(props):
+            from datetime import UTC, datetime
+
+            with self._client(props) as client:
+                client.deactivate_connected_registry(
+                    props[RESOURCE_GROUP], props[REGISTRY_NAME], props[CONNECTED_REGISTRY_NAME]
+                )
+            deactivated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {**{k: props.get(k) for k in PRE_INSTALL_KEYS}, DEACTIVATED_AT: deactivated_at}
+
+
+class PreInstallDeactivation(Resource, module="edgeregistry", name="PreInstallDeactivation"):
+    """Deactivates the connected registry before the Helm release is installed, when the program
+    read the release as not installed while ARM reports the connected registry activated
+    (components/cluster/release_read.py). Declare the release with ``depends_on`` this resource.
+
+    :param release_installed: [releaseInstalled] the program-time read: True, False, or None
+        (not read: unknown, so nothing is done).
+    :param activation_status: [activationStatus] ARM's ``activation.status`` read at program time.
+    """
+
+    deactivatedAt: pulumi.Output[str]  # noqa: N815 (dynamic outputs use their state names)
+    """When this resource last deactivated the connected registry ("" when never)."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        subscription_id: pulumi.Input[str],
+        resource_group: pulumi.Input[str],
+        registry_name: pulumi.Input[str],
+        connected_registry_name: str,
+        release_installed: bool | None,
+        activation_status: str | None,
+        arm_endpoint: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: PreInstallDeactivationProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            SUBSCRIPTION_ID: subscription_id,
+            RESOURCE_GROUP: resource_group,
+            REGISTRY_NAME: registry_name,
+            CONNECTED_REGISTRY_NAME: connected_registry_name,
+            ARM_ENDPOINT: arm_endpoint,
+            RELEASE_INSTALLED: release_installed,
+            ACTIVATION_STATUS: activation_status,
+            DEACTIVATED_AT: None,
+        }
+        super().__init__(provider or PreInstallDeactivationProvider(), resource_name, props, opts)

@@ -15,6 +15,9 @@ of a run (``--exclude``), this resource is not updated and the old slot stays.
   slots, so a converged site's inputs do not change with every sync) is later than
   ``switchedAt``; for the client token at the next run. A retiring slot already gone from
   ``presentSlots`` is just forgotten. ``phase`` is the rotation's phase.
+* **held** (a cloud-only run, whose edge keeps its old passwords): diff reports no change, so
+  nothing is recorded and ARM is not called; the next run that reaches the edge takes the step.
+  A new ``role`` or ``armEndpoint`` alone is no update either (the engine records the inputs).
 * **delete** calls nothing: the passwords belong to ``TokenPassword`` and to the token.
 
 Pickled by reference into the state like the other dynamic providers: keep this module path.
@@ -44,11 +47,18 @@ ACTIVE_EXPIRY = "activeExpiry"
 NEXT_SLOT = "nextSlot"
 LAST_SYNC_TIME = "lastSyncTime"
 PRESENT_SLOTS = "presentSlots"
+HELD = "held"
 
 REPLACE_KEYS: tuple[str, ...] = (SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, TOKEN_NAME)
 SWITCH_KEYS: tuple[str, ...] = (ACTIVE_SLOT, ACTIVE_EXPIRY)
-UPDATE_KEYS: tuple[str, ...] = (ROLE, ARM_ENDPOINT, NEXT_SLOT)
-INPUT_KEYS: tuple[str, ...] = REPLACE_KEYS + SWITCH_KEYS + UPDATE_KEYS + (LAST_SYNC_TIME, PRESENT_SLOTS)
+# A new client password waiting for a sync changes the phase: an update.
+UPDATE_KEYS: tuple[str, ...] = (NEXT_SLOT,)
+# Recorded without an update (diff reports no change; the engine keeps the outputs): an update
+# would preview the phase as unknown for a change that cannot alter it.
+TUNING_KEYS: tuple[str, ...] = (ROLE, ARM_ENDPOINT, HELD)
+INPUT_KEYS: tuple[str, ...] = (
+    REPLACE_KEYS + SWITCH_KEYS + UPDATE_KEYS + (ROLE, ARM_ENDPOINT, LAST_SYNC_TIME, PRESENT_SLOTS)
+)
 
 RETIRING_SLOT = "retiringSlot"
 SWITCHED_AT = "switchedAt"
@@ -101,19 +111,27 @@ class SlotRetirementProvider(ArmBackedProvider):
         return CreateResult(f"{props[TOKEN_NAME]}-retirement", outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Replace for another token; update for a switch, a retirement that is safe now, or tuning."""
+        """Replace for another token; update for a switch, a new waiting password or a retirement
+        that is safe now; nothing while ``held``."""
         replaces = [k for k in REPLACE_KEYS if news.get(k) == UNKNOWN or olds.get(k) != news.get(k)]
         if replaces:
             return DiffResult(changes=True, replaces=replaces)
-        tuned = any(news.get(k) == UNKNOWN or olds.get(k) != news.get(k) for k in UPDATE_KEYS)
-        return DiffResult(changes=tuned or _switched(olds, news) or _ready(olds, news), replaces=[])
+        if news.get(HELD) is True:
+            # A cloud-only run: the edge keeps its old passwords, so no switch is recorded and no
+            # slot removed. The outputs stay; the next run that reaches the edge compares them
+            # with its inputs and takes the step then.
+            return DiffResult(changes=False, replaces=[])
+        waiting = any(news.get(k) == UNKNOWN or olds.get(k) != news.get(k) for k in UPDATE_KEYS)
+        return DiffResult(changes=waiting or _switched(olds, news) or _ready(olds, news), replaces=[])
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Record a switch, or remove the old slot when that is safe."""
         outs = {k: news.get(k) for k in INPUT_KEYS}
         retiring, switched_at = olds.get(RETIRING_SLOT), olds.get(SWITCHED_AT)
         in_use = {news.get(ACTIVE_SLOT), news.get(NEXT_SLOT)}
-        if _switched(olds, news):
+        if news.get(HELD) is True:
+            pass  # diff reports no change while held; a plan made before that changed calls nothing
+        elif _switched(olds, news):
             # The consumers (this resource's dependencies) now carry the new password.
             other = next((s for s in PASSWORD_SLOTS if s not in in_use), None)
             retiring = other if other in (olds.get(ACTIVE_SLOT), retiring) else ""
@@ -135,7 +153,8 @@ class SlotRetirement(Resource, module="edgeregistry", name="SlotRetirement"):
     [tokenName], [armEndpoint] locate the token; [role] is ``sync`` or ``client``;
     [activeSlot] / [activeExpiry] / [nextSlot] are the TokenPassword's ``slot`` / ``expiry`` /
     ``nextSlot``; [lastSyncTime] is the connected registry's last sync (ISO 8601) or None;
-    [presentSlots] the slots ARM showed on the token at program time (None: unknown).
+    [presentSlots] the slots ARM showed on the token at program time (None: unknown);
+    [held] true in a cloud-only run: no step is taken and ARM is not called.
     Declare it with ``depends_on`` the consumers of the password.
     """
 
@@ -163,6 +182,7 @@ class SlotRetirement(Resource, module="edgeregistry", name="SlotRetirement"):
         last_sync_time: str | None,
         present_slots: list[str] | None,
         arm_endpoint: pulumi.Input[str] | None = None,
+        held: bool = False,
         opts: pulumi.ResourceOptions | None = None,
         provider: SlotRetirementProvider | None = None,
     ) -> None:
@@ -178,6 +198,7 @@ class SlotRetirement(Resource, module="edgeregistry", name="SlotRetirement"):
             LAST_SYNC_TIME: last_sync_time,
             PRESENT_SLOTS: sorted(present_slots) if present_slots is not None else None,
             ARM_ENDPOINT: arm_endpoint,
+            HELD: held,
             **{k: None for k in OUTPUT_KEYS},
         }
         super().__init__(provider or SlotRetirementProvider(), resource_name, props, opts)

@@ -39,6 +39,9 @@ class SiteSyncStatus:
     activation_status: str | None = None
     tokens: Mapping[str, Sequence[SlotStatus] | None] = field(default_factory=dict)
     """Password slots per token name; None for a token that does not exist."""
+    gateway_endpoint: str | None = None
+    """Where the on-prem registry syncs (``parent.syncProperties.gatewayEndpoint``); None when
+    the connected registry does not exist yet or ARM did not report it."""
     error: str | None = None
     """Why ARM could not be read (then nothing is known and no rotation step is confirmed)."""
 
@@ -95,4 +98,5 @@ class ArmSyncStatusReader:
             connection_state=status.connection_state,
             activation_status=status.activation_status,
             tokens=tokens,
+            gateway_endpoint=status.gateway_endpoint,
         )

@@ -21,7 +21,11 @@ the rules of each step are in components/azure/rotation.py and docs/runbooks.md 
 
   The old slot is left in place: ``SlotRetirement`` (components/azure/slot_retirement.py), which runs
   after the consumers, removes it when that is safe. A new rotation waits until it has.
-  Changes of ``expiryDays``, ``rotateBeforeDays``, ``role`` and ``armEndpoint`` are recorded in place. Another token (``subscriptionId``, ``resourceGroup``,
+  Changes of ``expiryDays``, ``rotateBeforeDays``, ``role`` and ``armEndpoint`` alone are no
+  update: ``diff`` reports no change, the engine records the new inputs and keeps the outputs,
+  and the next step (whose inputs they are) uses them. So a tuning change previews nothing, here
+  or downstream. Until that step, ``read`` and ``delete`` reach ARM at the endpoint recorded by
+  the last create or step. Another token (``subscriptionId``, ``resourceGroup``,
   ``registryName``, ``tokenName``, ``tokenId`` changed or unknown) replaces the resource.
 * **a slot that disappeared** (anything PUT the token without ``credentials``): ``read`` (refresh)
   records it in ``missing``, and ``diff`` sees it from ``presentSlots``; the next update re-issues
@@ -82,7 +86,7 @@ SYNCED_SLOTS = "syncedSlots"
 
 # A change to any of these means another token: a new password is needed.
 REPLACE_KEYS: tuple[str, ...] = (SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, TOKEN_NAME, TOKEN_ID)
-# These only affect future steps / calls: update in place.
+# These only affect future steps / calls: recorded without an update (see diff).
 UPDATE_KEYS: tuple[str, ...] = (EXPIRY_DAYS, ROTATE_BEFORE_DAYS, ARM_ENDPOINT, ROLE)
 INPUT_KEYS: tuple[str, ...] = REPLACE_KEYS + UPDATE_KEYS
 REQUIRED_KEYS: tuple[str, ...] = REPLACE_KEYS + (EXPIRY_DAYS, ROTATE_BEFORE_DAYS)
@@ -241,9 +245,14 @@ class TokenPasswordProvider(ArmBackedProvider):
         replaces = [k for k in REPLACE_KEYS if _changed(olds.get(k), news.get(k))]
         if replaces:
             return DiffResult(changes=True, replaces=replaces)
-        step = planned_step(olds, news, now())
-        updates = [k for k in UPDATE_KEYS if _changed(olds.get(k), news.get(k))]
-        return DiffResult(changes=bool(updates) or step is not None, replaces=[])
+        # Only a rotation step changes an output. New tuning (UPDATE_KEYS) is no update: the
+        # engine then records the new inputs and keeps the outputs, and the next step uses them.
+        # An update would preview every output as unknown, and with them the connection string,
+        # the pull secrets and the nodes' auth (docs/architecture.md, "Previews").
+        # A state written before roles and rotation phases lacks outputs consumers now read: one
+        # update records them (the password stays).
+        legacy = any(k not in olds for k in (ROLE, NEXT_SLOT, MISSING))
+        return DiffResult(changes=legacy or planned_step(olds, news, now()) is not None, replaces=[])
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Take the one rotation step that is safe now (if any) and record the inputs."""

@@ -7,7 +7,8 @@ certificate is issued once, kept (its key a secret) in the state, renewed before
 shown in a preview as a replacement when it will be.
 
 * :class:`SiteCa` — the per-site CA the nodes trust. Replaced only when its name changes or it is
-  within ``renewBeforeDays`` of its (long) expiry.
+  within ``renewBeforeDays`` of its (long) expiry. A new ``renewBeforeDays`` or ``validityDays``
+  alone changes nothing now (no update): it applies at the next renewal.
 * :class:`ServerCertificate` — the registry's certificate, signed by the site CA (or a CA the site
   brings). Replaced when its CA, IP addresses or DNS names change, and when it is within
   ``renewBeforeDays`` of expiry. Its CA stays, so the nodes keep trusting a renewed certificate
@@ -100,15 +101,19 @@ class _CertificateProvider(ResourceProvider):
     output_keys: tuple[str, ...] = (CERTIFICATE_PEM, KEY_PEM, NOT_AFTER)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Replace for other names, another CA, or a due renewal; update for the lifetimes."""
+        """Replace for other names, another CA, or a due renewal; nothing else is a change.
+
+        New lifetimes (``validityDays``, ``renewBeforeDays``) are no update: the engine records
+        them as inputs and keeps the certificate, and the next renewal uses them. An update would
+        preview the certificate and key as unknown, and the release and nodes with them.
+        """
         replaces = [k for k in self.replace_keys if _changed(olds.get(k), news.get(k))]
         if _due(olds, news):
             replaces.append(NOT_AFTER)
-        updates = [k for k in self.update_keys if _changed(olds.get(k), news.get(k))]
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """New lifetimes take effect at the next renewal; the certificate stays."""
+        """Not asked for by diff any more; kept for a plan made by an older diff: the certificate stays."""
         outs = {k: olds.get(k) for k in self.output_keys}
         outs.update({k: news.get(k) for k in self.replace_keys + self.update_keys})
         return UpdateResult(outs)

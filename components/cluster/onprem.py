@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,8 @@ class OnPremInstallArgs:
     tls_certificate: pulumi.Input[str] | None = None
     #: https: its private key, PEM (the chart's `tls.key`, base64; secret). Required for https.
     tls_key: pulumi.Input[str] | None = None
+    #: Resources the release waits for (the site's pre-install deactivation).
+    install_after: Sequence[pulumi.Resource] = ()
 
     def __post_init__(self) -> None:
         if (self.kubeconfig is None) == (self.kubeconfig_path is None):
@@ -207,7 +209,7 @@ class OnPremInstall(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self.namespace],
+                    depends_on=[self.namespace, *args.install_after],
                     # Only one on-prem instance may be active (ALREADY_ACTIVATED): the old release
                     # goes, and the site deactivates it, before a replacement is installed.
                     delete_before_replace=True,

@@ -7,11 +7,13 @@ description; these views are generated from it, never edited by hand:
     python -m components config-reference --check    # exit 1 if either is out of date (the tests run this)
 
 What ``Pulumi.yaml`` declares: every key with a default or that is required, typed, so ``pulumi
-config set`` and ``pulumi up`` check types and refuse a missing required key. Secret keys are
-declared ``secret: true`` with the default ``""`` (``""`` = unset for them only). Not declared:
-objects (``nodes``, ``chartValues``: Pulumi cannot declare object keys) and optional keys without
-a default: declaring those would need a ``""`` default, and an explicit empty value could then no
-longer be told apart from "unset" (docs/config-rules.md).
+config set`` and ``pulumi up`` check types and refuse a missing required key. Not declared:
+objects (``nodes``, ``chartValues``: Pulumi cannot declare object keys), optional keys without
+a default (declaring those would need a ``""`` default, and an explicit empty value could then no
+longer be told apart from "unset", docs/config-rules.md), and optional secret keys: the CLI
+validates a declared default like a stack value, and refuses a ``secret: true`` key whose value
+is not encrypted ("configuration key 'kubeconfig' must be encrypted as it's secret"), while a
+declaration without a default makes the key required.
 """
 
 from __future__ import annotations
@@ -76,14 +78,13 @@ def project_declarations() -> dict[str, dict[str, Any]]:
         secret = key in SECRET_KEYS
         if kind == "object" or item == "object":
             continue
-        if not field.is_required() and _default(field) is None and not secret:
+        if not field.is_required() and (_default(field) is None or secret):
             continue
         declaration: dict[str, Any] = {"type": kind}
         if item:
             declaration["items"] = {"type": item}
         if secret:
             declaration["secret"] = True
-            declaration["default"] = ""
         elif not field.is_required():
             declaration["default"] = _default(field)
         declaration["description"] = field.description

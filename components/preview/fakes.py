@@ -85,7 +85,13 @@ def converged_sync_status(where: Any) -> Any:
         connection_state="Online",
         activation_status="Active",
         tokens={name: [slot] for name in where.token_names},
+        gateway_endpoint=fake_gateway_endpoint(where.registry_name, DEFAULT_LOCATION),
     )
+
+
+def fake_gateway_endpoint(registry_name: str, location: str) -> str:
+    """The gateway endpoint ARM reports for a connected registry of ``registry_name``."""
+    return f"{registry_name.lower()}.{location}.data.azurecr.io"
 
 
 @dataclass
@@ -103,8 +109,9 @@ class CloudFakes:
     """Answer the Helm release as the engine does in a preview of a release update: its
     ``status`` unknown, its id known (docs/runbooks.md, reinstall)."""
     connected_registry_update: bool = False
-    """Answer the ConnectedRegistry as a provider may in a preview of its update (a schedule
-    change): what it computes rather than takes as input (``name``) unknown."""
+    """Answer the ConnectedRegistry as azure-native does in a preview of its update (a schedule
+    change): every output-only property unknown (DESIGN: the engine's preview semantics), the
+    inputs as given."""
     release_new: bool = False
     """Answer the Helm release as the engine does in a preview of its first install: no id yet
     (nor status), so reads keyed on it are skipped."""
@@ -116,6 +123,16 @@ class CloudFakes:
     """ARM's view of the site at program time (components/azure/sync_status.py)."""
     dynamic_state: Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
     """State of a dynamic resource, given (name, inputs); tests plug in the real providers here."""
+    release_installed: bool | None = True
+    """What the program-time read of the Helm release finds (components/cluster/release_read.py):
+    installed, not installed, or None (the cluster could not be read)."""
+
+    def read_release(self, target: Any) -> Any:
+        """The release reader the render passes the program: answers ``release_installed``."""
+        from components.cluster.release_read import ReleaseRead
+
+        installed = self.release_installed
+        return ReleaseRead(installed=installed, error=None if installed is not None else "fake: unreadable")
 
 
 class RenderMocks:
@@ -186,12 +203,18 @@ class RenderMocks:
         if kind == "connectedRegistries":
             parent = dict(inputs.get("parent") or {})
             sync = dict(parent.get("syncProperties") or {})
-            sync["gatewayEndpoint"] = f"{inputs['registryName'].lower()}.{self.fakes.location}.data.azurecr.io"
+            sync["gatewayEndpoint"] = fake_gateway_endpoint(inputs["registryName"], self.fakes.location)
             parent["syncProperties"] = sync
             state.update(parent=parent, activation={"status": "Inactive"}, connectionState="Offline",
                          loginServer={"host": f"{resource_name.lower()}.local"})
             if self.fakes.connected_registry_update:
-                state["name"] = UNKNOWN
+                # Output-only in the ARM spec (ConnectedRegistryProperties, SyncProperties).
+                sync.update(gatewayEndpoint=UNKNOWN, lastSyncTime=UNKNOWN)
+                # ``name`` stays: azure-native keeps it from the old state (tests/engine/README.md,
+                # "Stand-in providers: azure-native").
+                state.update(activation=UNKNOWN, connectionState=UNKNOWN, loginServer=UNKNOWN,
+                             provisioningState=UNKNOWN, version=UNKNOWN, lastActivityTime=UNKNOWN,
+                             statusDetails=UNKNOWN)
         return f"{registry_id}/{kind}/{resource_name}", state
 
     def _dynamic(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -237,7 +237,7 @@ def _render_in_context(
         stack_config = read_stack_config(stack_dir)
         holder["site"] = site_module.build(
             stack_config.values, catalog, secrets=stack_config, node_reader=reader,
-            sync_status_reader=fakes.sync_status,
+            sync_status_reader=fakes.sync_status, release_reader=fakes.read_release,
         )
 
     try:
