@@ -105,6 +105,10 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             def call(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     return value(request, context)
+                except NotImplementedError:
+                    # The stubs' default for a call a plugin does not serve (Handshake, ...): the
+                    # engine falls back when told UNIMPLEMENTED, and gives up on any other code.
+                    context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{attr} is not implemented")
                 except Failure as err:
                     context.abort(grpc.StatusCode.UNKNOWN, str(err))
                 except Exception:  # noqa: BLE001 - shown to the engine as the plugin's failure
