@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from components.fleet import cli as fleet
-from components.fleet.listing import DEFAULT_RETRY_TOTAL, FleetListingClient, StaticBearerCredential
+from components.azure.credentials import StaticBearerCredential
+from components.fleet.listing import DEFAULT_RETRY_TOTAL, FleetListingClient
 from components.fleet.model import (
     ObservedConnectedRegistry,
     RegistryListing,
@@ -502,7 +503,7 @@ def test_on_a_tty_the_table_is_colored_and_progress_rewrites_one_line(tmp_path: 
 def test_without_a_token_in_the_environment_DefaultAzureCredential_is_used() -> None:
     from azure.identity import DefaultAzureCredential
 
-    from components.fleet.listing import credential_from_environment
+    from components.azure.credentials import credential_from_environment
 
     assert isinstance(credential_from_environment({}), DefaultAzureCredential)
     assert isinstance(credential_from_environment({"EDGE_REGISTRY_ARM_TOKEN": " "}), DefaultAzureCredential)
@@ -664,3 +665,17 @@ def test_the_listing_client_uses_the_clouds_scope_and_the_given_credential(arm: 
 
 def test_the_bearer_credential_hands_out_the_token_as_is() -> None:
     assert StaticBearerCredential("abc").get_token("https://management.azure.com/.default").token == "abc"
+
+
+def test_the_program_s_arm_calls_take_the_same_bearer_token(
+    arm: ArmServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TokenPassword, the retirements and the sync-status read build ArmClient without a
+    # credential: under `pulumi up` against a loopback ARM they must authenticate like fleet status.
+    from components.azure.arm import ArmClient
+
+    monkeypatch.setenv("EDGE_REGISTRY_ARM_TOKEN", FAKE_BEARER)
+    arm.state.add_token("site-sync-token", "password1")
+    with ArmClient(SUB, arm_endpoint=arm.base_url, connection_verify=arm.ca_pem, retry_total=0) as client:
+        assert [p.name for p in client.password_slots("rg-edge", "contosoedge", "site-sync-token")] == ["password1"]
+    assert arm.requests[-1].headers.get("Authorization") == f"Bearer {FAKE_BEARER}"

@@ -111,7 +111,8 @@ class ArmClient:
 
     :param subscription_id: subscription of the parent registry.
     :param arm_endpoint: ARM base URL; override for sovereign clouds and tests.
-    :param credential: any azure-core ``TokenCredential``; ``DefaultAzureCredential`` when omitted.
+    :param credential: any azure-core ``TokenCredential``; when omitted, a bearer token from
+        ``EDGE_REGISTRY_ARM_TOKEN`` if set, else ``DefaultAzureCredential`` (components/azure/credentials.py).
     :param polling_interval: seconds between LRO polls when ARM sends no ``Retry-After``
         (the SDK default when omitted; tests pass 0).
     :param api_version: ARM api-version; see :data:`API_VERSION`.
@@ -135,10 +136,11 @@ class ArmClient:
 
         endpoint = (arm_endpoint or DEFAULT_ARM_ENDPOINT).rstrip("/")
         if credential is None:
-            # Imported here: azure-identity is only needed against real Azure, never in tests.
-            from azure.identity import DefaultAzureCredential
+            import os
 
-            credential = DefaultAzureCredential()
+            from components.azure.credentials import credential_from_environment
+
+            credential = credential_from_environment(os.environ)
         if polling_interval is not None:
             client_kwargs["polling_interval"] = polling_interval
         self.arm_endpoint = endpoint

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from components.fleet.listing import DEFAULT_MAX_RETRY_WAIT, FleetListingClient, credential_from_environment
+from components.azure.credentials import credential_from_environment
+from components.fleet.listing import DEFAULT_MAX_RETRY_WAIT, FleetListingClient
 from components.fleet.model import RegistryRef
 from components.fleet.report import render_html, render_json, render_table
 from components.config.examples import EXAMPLES_FILE

@@ -4,7 +4,7 @@ and one paged list of its tokens (password slots: creation times and expiries) â
 It uses the program's ARM rules (``components.azure.arm``): the stack's ``armEndpoint`` as base URL,
 the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-version.
 
-* **Credentials**: a bearer token from ``EDGE_REGISTRY_ARM_TOKEN`` when it is set (air-gapped
+* **Credentials** (components/azure/credentials.py): a bearer token from ``EDGE_REGISTRY_ARM_TOKEN`` when it is set (air-gapped
   operator machines, tests), else azure-identity's ``DefaultAzureCredential``.
 * **Paging**: the SDK's ``ItemPaged`` follows ``nextLink``; pages are counted for the progress.
 * **Throttling**: azure-core's retry policy retries 429 (and 5xx) honouring ``Retry-After``;
@@ -18,8 +18,7 @@ the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-versi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -39,11 +38,8 @@ from components.fleet.model import (
 from components.azure.rotation import SlotStatus, aware
 
 if TYPE_CHECKING:
-    from azure.core.credentials import AccessToken, TokenCredential
+    from azure.core.credentials import TokenCredential
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-
-#: A bearer token for ARM; when set, azure-identity is not used at all.
-ARM_TOKEN_ENV = "EDGE_REGISTRY_ARM_TOKEN"
 
 #: Longest single wait for a ``Retry-After``, and azure-core's ``retry_total`` (a throttled
 #: request is sent at most this many times).
@@ -57,33 +53,6 @@ PageCallback = Callable[[RegistryRef, str, int], None]
 class UnexpectedArmData(ValueError):
     """ARM answered, but a value is not of the type its API spec gives (e.g. a time that is not
     a date-time): the registry is reported as unreadable rather than judged on bad data."""
-
-
-class StaticBearerCredential:
-    """A ``TokenCredential`` for a bearer token obtained elsewhere (``az account get-access-token``).
-
-    The token is never logged; ARM rejects it with 401 once it expires, which the report shows.
-    """
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_token(self, *_scopes: str, **_kwargs: Any) -> AccessToken:
-        from azure.core.credentials import AccessToken
-
-        # The real expiry is unknown; an hour ahead keeps azure-core from asking again mid-run.
-        return AccessToken(self._token, int(time.time()) + 3600)
-
-
-def credential_from_environment(environ: Mapping[str, str]) -> TokenCredential:
-    """``EDGE_REGISTRY_ARM_TOKEN`` when set, else ``DefaultAzureCredential``."""
-    token = (environ.get(ARM_TOKEN_ENV) or "").strip()
-    if token:
-        return StaticBearerCredential(token)
-    # Imported here: only needed against real Azure, and it is slow to import.
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
 
 
 class BoundedRetryPolicy(RetryPolicy):
