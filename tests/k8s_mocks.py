@@ -136,7 +136,11 @@ class K8sMocks(Mocks):
                 "revision": 1,
             }
         elif args.typ == NAMESPACE:
+            # The API server gives a uid, also to the server-side dry run pulumi-kubernetes runs
+            # for a create in a preview; the id stays unknown until the namespace exists.
             state["metadata"] = {**metadata, "uid": f"uid-{metadata.get('name')}"}
+            if self.preview and not any(k.startswith(f"{metadata.get('name')}/") for k in self.cluster.service_accounts):
+                return "", state
         return ident, state
 
     def _read(self, typ: str, resource_id: str) -> tuple[str, dict]:

@@ -415,3 +415,23 @@ def test_default_service_account_patch_is_forced_retained_and_after_the_secret()
     assert patch.retain_on_delete
     assert run.monitor.one(SECRET).urn in patch.dependencies
     assert run.monitor.one(SERVICE_ACCOUNT, "read").read_id == "shop/default"
+
+
+def test_a_preview_that_creates_a_namespace_reads_no_service_account_there() -> None:
+    # pulumi-kubernetes previews the create as a server-side dry run, which answers with a uid:
+    # the read is keyed on the namespace's id, unknown until it exists, so the engine skips it
+    # instead of failing on "resource 'fresh/default' does not exist".
+    run = install(namespaces=["shop", "fresh"], create_namespaces=True, patch_default_service_account=True,
+                  preview=True)
+    reads = {r.read_id for r in run.monitor.of_type(SERVICE_ACCOUNT, "read")}
+    assert "fresh/default" not in reads
+    assert "shop/default" in reads  # an existing namespace: its live ServiceAccount is merged
+    patches = {p.plain["metadata"]["namespace"]: p.plain for p in run.monitor.of_type(SERVICE_ACCOUNT_PATCH)}
+    assert patches["shop"]["imagePullSecrets"] == [{"name": "vendor-pull"}, {"name": "edge-registry-pull"}]
+
+
+def test_pull_secrets_update_in_place_on_a_new_password() -> None:
+    # pulumi-kubernetes replaces a Secret whose data changes (deleting the named object first)
+    # unless the provider allows mutable Secrets: a rotation would leave each namespace without
+    # its pull secret for a moment.
+    assert install().monitor.one(PROVIDER).plain["enableSecretMutable"] == "true"  # provider inputs travel as strings

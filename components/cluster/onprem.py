@@ -177,6 +177,11 @@ class OnPremInstall(pulumi.ComponentResource):
             # (pulumi/pulumi-kubernetes#4278); the manual procedure's `kubectl apply` adopts it.
             # Upsert restores that for the namespaces below and the pull secrets.
             upsert_existing_objects=True,
+            # A Secret's new data (the pull secrets' client password after a rotation) is an
+            # update in place. Without it pulumi-kubernetes replaces the Secret, deleting the
+            # named object first, and pods scheduled meanwhile fail to pull (tests/engine/README.md,
+            # "Stand-in providers: kubernetes").
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)

@@ -201,10 +201,13 @@ class PullSecrets(pulumi.ComponentResource):
         """The live `default` ServiceAccount's imagePullSecrets with `secret_name` added."""
         sa_id: pulumi.Input[str] = f"{namespace}/{DEFAULT_SERVICE_ACCOUNT}"
         if created is not None:
-            # Keyed on the uid, which is unknown until the namespace exists, so a preview that
-            # creates the namespace does not try to read a ServiceAccount that is not there yet.
-            sa_id = pulumi.Output.all(created.metadata.name, created.metadata.uid).apply(
-                lambda parts: f"{parts[0]}/{DEFAULT_SERVICE_ACCOUNT}"
+            # Keyed on the namespace's id, which is unknown in a preview that creates it, so that
+            # preview does not read a ServiceAccount that is not there yet (the engine skips a read
+            # whose id is unknown). Not its uid: pulumi-kubernetes previews a create as a
+            # server-side dry run, whose answer carries a uid (tests/engine/README.md,
+            # "Stand-in providers: kubernetes").
+            sa_id = pulumi.Output.all(created.id, created.metadata.name).apply(
+                lambda parts: f"{parts[1]}/{DEFAULT_SERVICE_ACCOUNT}"
             )
         live = k8s.core.v1.ServiceAccount.get(f"{name}-{namespace}-default-sa-live", sa_id, opts=k8s_opts)
         refs = live.image_pull_secrets.apply(
