@@ -225,6 +225,7 @@ class Site(pulumi.ComponentResource):
                 tls_certificate=self.tls.certificate_pem if self.tls else None,
                 tls_key=self.tls.key_pem if self.tls else None,
                 install_after=[self.pre_install_deactivation],
+                import_existing=site.import_existing,
             ),
             opts=edge,
         )

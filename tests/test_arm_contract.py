@@ -560,3 +560,31 @@ def test_providers_pickle_small_and_without_the_azure_sdk(provider_class: type) 
     assert modules and all(m.startswith("components.") for m in modules), modules
     assert b"azure.identity" not in pickled and b"azure.mgmt" not in pickled
     assert type(dill.loads(pickled)) is provider_class
+
+
+# --- adopting a password in use (docs/runbooks.md, "Adopt a site") ---------------------------------
+
+
+def test_create_adopts_the_password_in_use_without_issuing_one(arm: ArmServer, passwords: TokenPasswordProvider) -> None:
+    arm.state.add_token(TOKEN, "password2", expiry="2027-03-01T00:00:00Z")
+    outs = passwords.create(password_props(arm, role="client", adopt="the-password-in-use")).outs
+
+    assert (outs["slot"], outs["value"], outs["expiry"]) == ("password2", "the-password-in-use", "2027-03-01T00:00:00Z")
+    assert "adopt" not in outs  # read by create, never kept beside the outputs
+    assert arm.requests_to("POST", "/generateCredentials") == []
+    assert set(arm.state.tokens[TOKEN]) == {"password2"}
+    # Later runs ignore it: its removal from the config is no change.
+    assert not passwords.diff("id", outs, password_props(arm, role="client")).changes
+
+
+def test_adopting_names_the_slot_when_the_token_holds_two(arm: ArmServer, passwords: TokenPasswordProvider) -> None:
+    arm.state.add_token(TOKEN, "password1", "password2")
+    with pytest.raises(token_password.AdoptError) as caught:
+        passwords.create(password_props(arm, role="sync", adopt="pw"))
+    assert str(caught.value).startswith("edge-registry:adoptSyncPassword: token 'syncToken' holds 2 passwords")
+    assert "password1:VALUE or password2:VALUE" in str(caught.value)
+    assert passwords.create(password_props(arm, role="sync", adopt="password1:pw")).outs["slot"] == "password1"
+    with pytest.raises(token_password.AdoptError, match="has no password in password2"):
+        arm.state.add_token(TOKEN, "password1")
+        passwords.create(password_props(arm, role="sync", adopt="password2:pw"))
+    assert arm.requests_to("POST", "/generateCredentials") == []

@@ -603,3 +603,42 @@ def test_no_deactivation_unless_both_reads_say_so(fleet: Fleet, installed: bool 
     assert fleet.arm.requests_to("POST", "/deactivate") == []
     if installed is None:  # unreadable: said, with what to do
         assert any("could not read whether Helm release" in w for w in result.warnings)
+
+
+# --- adopting a site whose state was lost (docs/runbooks.md, "Adopt a site") ------------------------
+
+
+def test_a_site_that_lost_its_state_comes_back_without_a_new_password_or_a_deactivation(fleet: Fleet) -> None:
+    applied = converged(fleet)
+    sync, client = fleet.password("sync-token-password"), fleet.password("client-token-password")
+    issued = len(fleet.arm.requests_to("POST", "/generateCredentials"))
+
+    fleet.engine.states.clear()  # the state is gone; Azure, the cluster and the nodes are not
+    fleet.overrides.update({"adoptSyncPassword": sync, "adoptClientPassword": f"password1:{client}"})
+    fleet.at(T0 + timedelta(hours=3))
+    adopted = fleet.run()
+
+    assert len(fleet.arm.requests_to("POST", "/generateCredentials")) == issued
+    assert fleet.arm.requests_to("POST", "/deactivate") == []
+    assert connection_string_password(adopted) == sync
+    assert pull_secret_passwords(adopted) == {client}
+    assert inputs_of(adopted, *DOWNSTREAM) == inputs_of(applied, *DOWNSTREAM)
+    # The keys are only read at creation: removing them afterwards changes nothing.
+    del fleet.overrides["adoptSyncPassword"], fleet.overrides["adoptClientPassword"]
+    fleet.run(preview=True)
+    assert changed(fleet) == set()
+
+
+def test_adopting_imports_what_exists_in_azure_and_the_release() -> None:
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, config_overrides={"importExisting": True})
+    registry = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-edge-registry/providers/Microsoft.ContainerRegistry/registries/contosoedge"
+    imports = {r.name: r.options.get("import") for r in result.resources if r.options.get("import")}
+    assert imports == {
+        "dev-azure-sync-scope-map": f"{registry}/scopeMaps/devship01-sync-scope-map",
+        "dev-azure-sync-token": f"{registry}/tokens/devship01-sync-token",
+        "dev-azure-client-scope-map": f"{registry}/scopeMaps/devship01-client-scope-map",
+        "dev-azure-client-token": f"{registry}/tokens/devship01-client-token",
+        "dev-azure-connected-registry": f"{registry}/connectedRegistries/devship01",
+        "dev-onprem-release": "connected-registry/connected-registry",
+    }
+    assert not any(r.options.get("import") for r in render_stack(stack="dev", stack_dir=STACK_DIR).resources)

@@ -143,7 +143,8 @@ def test_a_bad_secret_value_is_never_echoed() -> None:
 def test_a_secret_the_program_cannot_keep_is_refused_by_name() -> None:
     found = problems(valid(), {"syncSchedule", "chartValues", "kubeconfig"})
     assert found == [
-        "edge-registry:syncSchedule: is set as a secret, but only chartValues, kubeconfig, sshPrivateKey, "
+        "edge-registry:syncSchedule: is set as a secret, but only adoptClientPassword, adoptSyncPassword, "
+        "chartValues, kubeconfig, sshPrivateKey, "
         "tlsCaCertificate, tlsCaKey, tlsCertificate, tlsKey stay secret (this value goes into resource names, commands or plain outputs): set it without --secret"
     ]
 

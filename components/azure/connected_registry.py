@@ -128,6 +128,13 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         same_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         common = {"registry_name": site.registry_name, "resource_group_name": site.registry_resource_group}
 
+        def adopting(kind: str, resource_name: str) -> pulumi.ResourceOptions:
+            """Adopting a site (importExisting): take the existing resource into the state instead
+            of creating it (its inputs must match what exists: docs/runbooks.md, "Adopt a site")."""
+            if not site.import_existing:
+                return pulumi.ResourceOptions()
+            return pulumi.ResourceOptions(import_=f"{parent_registry.id}/{kind}/{resource_name}")
+
         def scoped_token(
             kind: str, scope_map_name: str, description: str, actions: list[str], token_name: str
         ) -> acr_native.Token:
@@ -137,7 +144,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 scope_map_name=scope_map_name,
                 description=description,
                 actions=actions,
-                opts=same_name,
+                opts=pulumi.ResourceOptions.merge(same_name, adopting("scopeMaps", scope_map_name)),
                 **common,
             )
             return acr_native.Token(
@@ -155,7 +162,11 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 # token: for the sync token a delete ARM refuses while its connected registry
                 # exists, or one that ends the site's sync for good.
                 opts=pulumi.ResourceOptions.merge(
-                    same_name, pulumi.ResourceOptions(replace_on_changes=["*"], ignore_changes=["credentials"])
+                    same_name,
+                    pulumi.ResourceOptions.merge(
+                        pulumi.ResourceOptions(replace_on_changes=["*"], ignore_changes=["credentials"]),
+                        adopting("tokens", token_name),
+                    ),
                 ),
                 **common,
             )
@@ -194,8 +205,11 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
             notifications_list=list(site.notifications) or None,
             # mode and the sync token cannot change in place (docs/azure.md, "Connected registry
             # properties"); the name stays, so the old one must go first.
-            opts=pulumi.ResourceOptions(
-                parent=self, replace_on_changes=["mode", "parent.syncProperties.tokenId"], delete_before_replace=True
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(
+                    parent=self, replace_on_changes=["mode", "parent.syncProperties.tokenId"], delete_before_replace=True
+                ),
+                adopting("connectedRegistries", site.connected_registry_name),
             ),
             **common,
         )
@@ -203,6 +217,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         self._facts: dict[str, rotation.SlotFacts] = {}
 
         def token_password(kind: str, token_name: str, token: acr_native.Token) -> TokenPassword:
+            adopted = site.adopt_sync_password if kind == rotation.SYNC_ROLE else site.adopt_client_password
             slots = sync_status.tokens.get(token_name)
             facts = rotation.slot_facts(slots, sync_status.last_sync_time, known=sync_status.known)
             self._facts[kind] = facts
@@ -221,6 +236,7 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 role=kind,
                 present_slots=sorted(facts.present) if facts.present is not None else None,
                 synced_slots=sorted(facts.synced) if facts.synced is not None else None,
+                adopt=adopted.get_secret_value() if adopted is not None else None,
                 opts=child,
             )
 

@@ -30,6 +30,9 @@ the rules of each step are in components/azure/rotation.py and docs/runbooks.md 
 * **a slot that disappeared** (anything PUT the token without ``credentials``): ``read`` (refresh)
   records it in ``missing``, and ``diff`` sees it from ``presentSlots``; the next update re-issues
   it through the same path as a rotation instead of keeping a stale value.
+* **adopt** (a lost state, a hand-built site: docs/runbooks.md "Adopt a site"): given the
+  password in use, ``create`` records it, with the slot the operator names (or the token's only
+  one) and that slot's expiry from ARM, and issues nothing. Ignored by ``diff``.
 * **delete** removes only this resource's slots (``slot``, ``nextSlot``) (PATCH the token with the remaining passwords); a
   token or slot that is already gone counts as deleted.
 * **preview** issues nothing: the Python dynamic provider does not declare ``supportsPreview``, so
@@ -83,6 +86,9 @@ ROLE = "role"
 # Facts read from ARM at program time (components/azure/sync_status.py); they gate rotation steps.
 PRESENT_SLOTS = "presentSlots"
 SYNCED_SLOTS = "syncedSlots"
+# Adopting a password in use (a lost state, a hand-built site): read by create only.
+ADOPT = "adopt"
+ADOPT_KEYS = {rotation.SYNC_ROLE: "edge-registry:adoptSyncPassword", rotation.CLIENT_ROLE: "edge-registry:adoptClientPassword"}
 
 # A change to any of these means another token: a new password is needed.
 REPLACE_KEYS: tuple[str, ...] = (SUBSCRIPTION_ID, RESOURCE_GROUP, REGISTRY_NAME, TOKEN_NAME, TOKEN_ID)
@@ -135,6 +141,10 @@ def rotation_due(expiry: str, rotate_before_days: float, at: datetime) -> bool:
 
 class NoFreeSlotError(RuntimeError):
     """Both password slots of the token hold a password this resource did not issue."""
+
+
+class AdoptError(RuntimeError):
+    """The password to adopt does not match what the token holds."""
 
 
 def rotation_state(olds: dict[str, Any], news: dict[str, Any]) -> rotation.RotationState:
@@ -230,10 +240,29 @@ class TokenPasswordProvider(ArmBackedProvider):
         # ARM's own expiry when it reports one: that is what rotation must beat.
         return slot, generated.value, format_expiry(generated.expiry or requested)
 
+    def _adopt(self, client: ArmClient, props: dict[str, Any]) -> tuple[str, str, str]:
+        """The password in use, given by the operator: (slot, value, expiry read from ARM)."""
+        from components.config.azure import adopted_password
+
+        key = ADOPT_KEYS.get(str(props.get(ROLE)), "the adopted password")
+        token_name = props[TOKEN_NAME]
+        wanted, _, value = adopted_password(str(props[ADOPT]))
+        slots = {p.name: p for p in client.password_slots(props[RESOURCE_GROUP], props[REGISTRY_NAME], token_name)}
+        if wanted is None and len(slots) != 1:
+            raise AdoptError(
+                f"{key}: token '{token_name}' holds {len(slots)} passwords ({', '.join(sorted(slots)) or 'none'}): "
+                "say which slot holds this one, as password1:VALUE or password2:VALUE"
+            )
+        slot = wanted or next(iter(slots))
+        if slot not in slots:
+            raise AdoptError(f"{key}: token '{token_name}' has no password in {slot} (it holds: {', '.join(sorted(slots)) or 'none'})")
+        expiry = slots[slot].expiry
+        return slot, value, format_expiry(expiry) if expiry else ""
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Generate a password in a free slot of the token; consumers use it at once."""
+        """Generate a password in a free slot of the token (or adopt the one given); consumers use it at once."""
         with self._client(props) as client:
-            slot, value, expiry = self._issue(client, props)
+            slot, value, expiry = self._adopt(client, props) if props.get(ADOPT) else self._issue(client, props)
         outs = {k: props.get(k) for k in INPUT_KEYS}
         outs.update({SLOT: slot, VALUE: value, EXPIRY: expiry, USERNAME: props[TOKEN_NAME]})
         outs.update(NO_NEXT_PASSWORD)
@@ -331,6 +360,8 @@ class TokenPassword(Resource, module="edgeregistry", name="TokenPassword"):
         None when unknown.
     :param synced_slots: [syncedSlots] slots created before the connected registry's last sync;
         None when unknown (no rotation step that needs a sync is then taken).
+    :param adopt: [adopt] (secret) a password already in use, ``VALUE`` or ``password1:VALUE``:
+        create records it (its expiry read from ARM) instead of issuing one; ignored afterwards.
     :param opts: resource options; ``additional_secret_outputs=["value", "nextValue"]`` is always added.
 
     ``value`` and ``nextValue`` are secret outputs. ``provider`` replaces the default provider (tests only).
@@ -363,6 +394,7 @@ class TokenPassword(Resource, module="edgeregistry", name="TokenPassword"):
         role: str = rotation.SYNC_ROLE,
         present_slots: list[str] | None = None,
         synced_slots: list[str] | None = None,
+        adopt: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
         provider: TokenPasswordProvider | None = None,
     ) -> None:
@@ -378,6 +410,8 @@ class TokenPassword(Resource, module="edgeregistry", name="TokenPassword"):
             ROLE: role,
             PRESENT_SLOTS: sorted(present_slots) if present_slots is not None else None,
             SYNCED_SLOTS: sorted(synced_slots) if synced_slots is not None else None,
+            # A secret input, read by create only and never copied into the outputs.
+            ADOPT: pulumi.Output.secret(adopt) if adopt is not None else None,
             # Declared (as None) so the SDK exposes them as output attributes.
             **{k: None for k in OUTPUT_KEYS},
         }

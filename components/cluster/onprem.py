@@ -97,6 +97,8 @@ class OnPremInstallArgs:
     tls_key: pulumi.Input[str] | None = None
     #: Resources the release waits for (the site's pre-install deactivation).
     install_after: Sequence[pulumi.Resource] = ()
+    #: Adopting a site: import the release that exists (id ``namespace/name``) instead of installing it.
+    import_existing: bool = False
 
     def __post_init__(self) -> None:
         if (self.kubeconfig is None) == (self.kubeconfig_path is None):
@@ -220,6 +222,7 @@ class OnPremInstall(pulumi.ComponentResource):
                     delete_before_replace=True,
                     # The connection string is in `values`; keep the whole output secret too.
                     additional_secret_outputs=["values"],
+                    import_=f"{args.namespace}/{args.release_name}" if args.import_existing else None,
                 ),
             ),
         )

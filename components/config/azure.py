@@ -14,7 +14,7 @@ from typing import Literal
 
 import croniter
 import isodate
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from components.config.fields import ConfigBool, ConfigInt, ConfigModel, host_problem
 
@@ -116,6 +116,25 @@ class AzureSettings(ConfigModel):
         description=(
             "Azure Resource Manager endpoint (sovereign clouds differ); also where each run reads "
             "the connected registry's sync status."
+        ),
+    )
+    adopt_sync_password: SecretStr | None = Field(
+        None, alias="adoptSyncPassword",
+        description=(
+            "Adopting a site (lost state, built by hand): the sync token's password in use, `VALUE` or "
+            "`password1:VALUE`; its password resource records it instead of issuing one. Read only when "
+            "that resource is created ([runbook](docs/runbooks.md#adopt-a-site))."
+        ),
+    )
+    adopt_client_password: SecretStr | None = Field(
+        None, alias="adoptClientPassword",
+        description="Adopting a site: the client token's password in use, as adoptSyncPassword.",
+    )
+    import_existing: ConfigBool = Field(
+        False, alias="importExisting",
+        description=(
+            "Adopting a site: import the connected registry, scope maps, tokens and Helm release that "
+            "already exist instead of creating them ([runbook](docs/runbooks.md#adopt-a-site))."
         ),
     )
 
@@ -222,6 +241,15 @@ class AzureSettings(ConfigModel):
             raise ValueError(f"listed more than once: {', '.join(dupes)}")
         return value
 
+    @field_validator("adopt_sync_password", "adopt_client_password")
+    @classmethod
+    def _adopted(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            slot, _, password = adopted_password(value.get_secret_value())
+            if not password:
+                raise ValueError("expected the password, or password1:PASSWORD or password2:PASSWORD")
+        return value
+
     @field_validator("arm_endpoint")
     @classmethod
     def _arm(cls, value: str) -> str:
@@ -257,3 +285,12 @@ class AzureSettings(ConfigModel):
     @property
     def client_scope_map_name(self) -> str:
         return f"{self.connected_registry_name}-client-scope-map"
+
+
+def adopted_password(text: str) -> tuple[str | None, str, str]:
+    """An adopt*Password value split as (slot or None, ":", password); a password of ACR never
+    has a colon, so only a ``password1:``/``password2:`` prefix names a slot."""
+    slot, sep, rest = text.partition(":")
+    if sep and slot in ("password1", "password2"):
+        return slot, sep, rest.strip()
+    return None, "", text.strip()

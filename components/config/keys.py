@@ -14,7 +14,10 @@ from components.config.fields import PROJECT, full_key
 from components.config.site import SiteConfig
 
 #: Config keys whose values are secrets: never printed, always wrapped in ``Output.secret``.
-SECRET_KEYS = frozenset({"kubeconfig", "sshPrivateKey", "tlsCaCertificate", "tlsCaKey", "tlsCertificate", "tlsKey"})
+SECRET_KEYS = frozenset({
+    "kubeconfig", "sshPrivateKey", "tlsCaCertificate", "tlsCaKey", "tlsCertificate", "tlsKey",
+    "adoptSyncPassword", "adoptClientPassword",
+})
 #: Keys that may be set with ``--secret``: the secret ones and ``chartValues``, whose secret
 #: leaves (``--secret --path chartValues.x``) stay secrets in the Helm values. Every other key
 #: ends up in resource names, ids, commands or plain outputs, so a secret there is refused.

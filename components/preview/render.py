@@ -166,6 +166,8 @@ class _RecordingMonitor:
                     options["deleteBeforeReplace"] = True
                 if request.retainOnDelete:
                     options["retainOnDelete"] = True
+                if request.importId:
+                    options["import"] = request.importId
                 for option in ("replaceOnChanges", "additionalSecretOutputs", "ignoreChanges"):
                     values = list(getattr(request, option))
                     if values:
