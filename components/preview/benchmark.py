@@ -22,8 +22,9 @@ The floor is what a render cannot do without, imported as a render uses it: the 
 pulumi-kubernetes and pulumi-command the program touches (the SDKs load their modules lazily on
 first attribute access, so the floor touches each one, not just the package names; the Helm
 ``Release`` brings in pulumi-kubernetes' own YAML module, and with it ``requests``), the
-azure-native provider's config module (the config check reads its keys), and pydantic, PyYAML,
-croniter and isodate (the config check). Not in it: paramiko, cryptography and the Azure SDKs
+azure-native provider's config module (the config check reads its keys), and pydantic (which
+loads lazily too: the floor touches what the config model uses), PyYAML, croniter and isodate
+(the config check). Not in it: paramiko, cryptography and the Azure SDKs
 (azure-identity, azure-mgmt-containerregistry, azure-containerregistry). A render does not load
 them: its fakes stand in for the program's SSH, ARM and catalog readers and issue no certificate,
 and ``components/`` imports them only where a real read or issuance needs them (``--read-nodes``
@@ -60,7 +61,9 @@ IMPORTS = (
     "acr.SyncPropertiesArgs, acr.LoggingPropertiesArgs, acr.TokenStatus, "
     "k8s.Provider, k8s.core.v1.Namespace, k8s.core.v1.Secret, k8s.core.v1.Service, k8s.core.v1.ServiceAccount, "
     "k8s.core.v1.ServiceAccountPatch, k8s.core.v1.LocalObjectReferencePatchArgs, k8s.meta.v1.ObjectMetaPatchArgs, "
-    "k8s.helm.v3.Release, remote.Command, remote.ConnectionArgs)"
+    "k8s.helm.v3.Release, remote.Command, remote.ConnectionArgs, "
+    "pydantic.BaseModel, pydantic.BeforeValidator, pydantic.ConfigDict, pydantic.Field, pydantic.SecretStr, "
+    "pydantic.ValidationError, pydantic.field_validator, pydantic.model_validator)"
 )
 MEASURE = """
 import json, resource, sys, time

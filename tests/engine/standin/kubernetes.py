@@ -402,7 +402,7 @@ def default_state_path(kubeconfig: Any, context: Any) -> Path:
 def chart_service(state: dict[str, Any], release: dict[str, Any]) -> tuple[str, str | None, int]:
     """The Service the connected-registry chart creates: (name, pinned clusterIP, port).
 
-    /work/shared/DESIGN.md section 3 and components/cluster/onprem.py: the chart names its Service
+    docs/azure.md ("The Helm chart") and components/cluster/onprem.py: the chart names its Service
     after the connected registry (the ``ConnectedRegistryName`` of ``connectionString``), not the
     release; ``service.clusterIP`` pins its ClusterIP (chart >= 0.3.0); http serves on 80, https on
     443. ``chart.serviceName`` in the state file overrides the name (a chart that differs)."""
@@ -426,7 +426,7 @@ def chart_name(ref: str) -> str:
 
 
 def allocate_ip(state: dict[str, Any], namespace: str, name: str, pinned: str | None) -> str:
-    """The API server's ClusterIP allocation and its 422s (DESIGN.md: a free IP inside the CIDR)."""
+    """The API server's ClusterIP allocation and its 422s (docs/config-rules.md: a free IP inside the service CIDR)."""
     cidr = ipaddress.ip_network(state.get("serviceCIDR", SERVICE_CIDR))
     used = {
         (obj.get("spec") or {}).get("clusterIP"): key
