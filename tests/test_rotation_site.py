@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pulumi.output import Unknown
 
 from components.azure import rotation
 
@@ -27,6 +28,7 @@ from components import tls
 from components.azure import token_password
 from components.azure.arm import ArmClient
 from components.azure.deactivation import ConnectedRegistryDeactivationProvider, PreInstallDeactivationProvider
+from components.azure.password_in_use import PasswordInUseProvider
 from components.preview.fakes import CloudFakes
 from components.preview.render import render_stack
 from components.preview.result import RenderResult
@@ -52,6 +54,16 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def as_wire(value: Any) -> Any:
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: as_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_wire(v) for v in value]
+    return value
+
+
 class Engine:
     """Calls the real dynamic providers as the engine would and keeps their state between runs."""
 
@@ -72,12 +84,17 @@ class Engine:
             return SiteCaProvider()
         if "caCertificatePem" in inputs:
             return ServerCertificateProvider()
+        if "value" in inputs:  # the password in use (TokenPassword, with tokenId, is above)
+            return PasswordInUseProvider()
         if "installId" not in inputs:  # its facts may be None, and so absent
             return PreInstallDeactivationProvider(self.client_factory)
         return ConnectedRegistryDeactivationProvider(self.client_factory)
 
     def __call__(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        inputs = reveal(inputs)  # the engine hands a dynamic provider plain values, secrets too
+        # The engine hands a dynamic provider plain values, secrets too, and an unknown as the
+        # wire's sentinel string (pulumi/dynamic/__main__.py deserializes with keep_unknowns);
+        # the mocks give the SDK's Unknown objects.
+        inputs = as_wire(reveal(inputs))
         provider = self.provider(inputs)
         olds = self.states.get(name)
         checked = provider.check(olds[1] if olds else {}, inputs)
@@ -237,6 +254,7 @@ def test_consumers_in_each_phase_of_a_rotation(fleet: Fleet) -> None:
     planned = fleet.run(preview=True)
     assert {n for n, changed in fleet.engine.changes.items() if changed} == {
         "dev-azure-client-token-password",
+        "dev-azure-client-password-in-use",  # the switch: the consumers change with it
         "dev-azure-sync-slot-retirement",
         "dev-azure-client-slot-retirement",
     }
@@ -642,3 +660,33 @@ def test_adopting_imports_what_exists_in_azure_and_the_release() -> None:
         "dev-onprem-release": "connected-registry/connected-registry",
     }
     assert not any(r.options.get("import") for r in render_stack(stack="dev", stack_dir=STACK_DIR).resources)
+
+
+# --- a client rotation's first step previews nothing downstream ------------------------------------
+
+
+def test_a_client_password_issued_for_later_previews_no_consumer_change(fleet: Fleet) -> None:
+    # The client's new password waits for a sync, so the pull secrets and the nodes' auth keep
+    # theirs. (The sync password switches at once: the release changes, as it will.)
+    applied = converged(fleet)
+    client_1 = fleet.password("client-token-password")
+    fleet.at(ROTATION)
+
+    preview = fleet.run(preview=True)
+    assert "dev-azure-client-token-password" in changed(fleet)  # the ISSUE step
+    assert inputs_of(preview, SECRET, COMMAND) == inputs_of(applied, SECRET, COMMAND)
+
+    issued = fleet.run()
+    assert fleet.password("client-token-password", "nextValue") not in ("", client_1)
+    assert pull_secret_passwords(issued) == node_auth_passwords(issued) == {client_1}
+    assert inputs_of(issued, SECRET, COMMAND) == inputs_of(applied, SECRET, COMMAND)
+
+    # After a sync the SWITCH previews the consumers changing, and up changes them.
+    fleet.synced(ROTATION + timedelta(hours=1))
+    fleet.at(ROTATION + timedelta(hours=2))
+    planned = fleet.run(preview=True)
+    assert all(s.plain_inputs()["data"] == UNKNOWN for s in planned.by_type(SECRET))
+    switched = fleet.run()
+    client_2 = fleet.password("client-token-password")
+    assert client_2 != client_1
+    assert pull_secret_passwords(switched) == node_auth_passwords(switched) == {client_2}

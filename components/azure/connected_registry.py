@@ -15,6 +15,7 @@ from components.azure import acr
 from components.azure import rotation
 from components.config.site import SiteConfig
 from components.azure.deactivation import ConnectedRegistryDeactivation, PreInstallDeactivation
+from components.azure.password_in_use import PasswordInUse
 from components.azure.slot_retirement import SlotRetirement
 from components.azure.sync_status import SiteCoordinates, SiteSyncStatus
 from components.azure.token_password import TokenPassword
@@ -272,8 +273,20 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
         self.sync_token_name = sync_token.name
         self.client_token_name = client_token.name
         # The one Output every client-password consumer takes: it moves to a new password only
-        # after the site has synced it (TokenPassword role "client").
-        self.client_password = pulumi.Output.secret(client_password.value)
+        # after the site has synced it (TokenPassword role "client"). Read through a record of the
+        # password in use, so the step that issues the next password (an update of the
+        # TokenPassword, all its outputs unknown in a preview) previews no consumer change.
+        client_facts = self._facts[rotation.CLIENT_ROLE]
+        self.client_password_in_use = PasswordInUse(
+            f"{name}-client-password-in-use",
+            slot=client_password.slot,
+            value=client_password.value,
+            expiry=client_password.expiry,
+            present_slots=sorted(client_facts.present) if client_facts.present is not None else None,
+            synced_slots=sorted(client_facts.synced) if client_facts.synced is not None else None,
+            opts=child,
+        )
+        self.client_password = pulumi.Output.secret(self.client_password_in_use.value)
         self._passwords = {rotation.SYNC_ROLE: sync_password, rotation.CLIENT_ROLE: client_password}
         self._token_names = {rotation.SYNC_ROLE: site.sync_token_name, rotation.CLIENT_ROLE: site.client_token_name}
         self._sync_status = sync_status
