@@ -67,3 +67,14 @@ def client_factory(arm: ArmServer, credential: FakeCredential) -> Callable[[str,
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _unwrapped_pickler() -> Iterator[None]:
+    """Every dynamic resource declared wraps pickle's ``_batch_setitems`` once more (an SDK bug:
+    components/preview/loop.py ``unwrap_pickler``); tests that declare them outside a render
+    would pile up the wrapping across the session until the recursion limit."""
+    yield
+    from components.preview.loop import unwrap_pickler
+
+    unwrap_pickler()

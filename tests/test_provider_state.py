@@ -138,3 +138,17 @@ def test_provider_state_stored_before_the_subpackage_layout_still_loads_in_a_fre
     assert {m for m in frozen for blob in stored.values() if m.encode() + b"\x94" in base64.b64decode(blob)} == set(frozen)
 
     assert_usable(load_in_a_fresh_process(stored, tmp_path))
+
+
+def test_renders_leave_pickle_as_they_found_it() -> None:
+    """serialize_provider wraps pickle's _batch_setitems once per dynamic resource and never
+    unwraps it (components/preview/loop.py): without the unwrap, a process rendering many sites
+    reaches the recursion limit. Each render leaves the original in place."""
+    import pickle
+
+    from components.preview.render import render_stack
+    from tests.fixture_stacks import STACK_DIR
+
+    for _ in range(3):
+        render_stack(stack="dev", stack_dir=STACK_DIR)
+        assert pickle._Pickler._batch_setitems.__qualname__ == "_Pickler._batch_setitems"

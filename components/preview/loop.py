@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -82,6 +83,7 @@ class RenderLoop:
             # 3.11's "AST constructor recursion depth mismatch".
             gc.collect()
             gc.unfreeze()
+            unwrap_pickler()
 
 
 class _LoopSetting:
@@ -120,3 +122,23 @@ async def _cancel_pending() -> None:
 
 def _unreported(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     _LOG.debug("render: %s", context.get("message"), exc_info=context.get("exception"))
+
+
+def unwrap_pickler() -> None:
+    """Undo what each dynamic resource's serialization leaves on ``pickle._Pickler``.
+
+    ``pulumi.dynamic.serialize_provider`` (SDK 3.272) wraps ``pickle._Pickler._batch_setitems``
+    in a sorting function each time it runs and never puts the original back (it restores only
+    the name ``pickle.Pickler``), so every dynamic resource a process declares adds one level of
+    wrapping. A ``pulumi up`` declares a handful; a process that renders many sites (the tests,
+    the benchmark) reaches Python's recursion limit. The original is the innermost function of
+    the chain; the next serialization wraps it once again, as intended.
+    """
+    method = pickle._Pickler._batch_setitems  # noqa: SLF001 - the SDK patches this private method
+    while method.__qualname__ != "_Pickler._batch_setitems" and method.__closure__:
+        inner = [c.cell_contents for c in method.__closure__ if callable(c.cell_contents)]
+        if not inner:
+            return
+        method = inner[0]
+    if method.__qualname__ == "_Pickler._batch_setitems":
+        pickle._Pickler._batch_setitems = method  # noqa: SLF001
