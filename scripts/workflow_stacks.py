@@ -33,7 +33,7 @@ from components.config.examples import EXAMPLES_FILE, example_stacks, parse_exam
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^/]+)\.yaml$")
 #: A change under these paths can change what every stack declares, or whether it passes policy.
-AFFECTS_EVERY_STACK = re.compile(r"^(components/|policy/|__main__\.py$|requirements[^/]*\.txt$|Pulumi\.yaml$)")
+AFFECTS_EVERY_STACK = re.compile(r"^(components/|policy/|__main__\.py$|requirements[^/]*\.(txt|lock)$|Pulumi\.yaml$)")
 
 
 def all_sites(root: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""requirements.txt floors match the features the program uses, and lists what it imports."""
+"""requirements.txt floors match the features the program uses, and lists what it imports; the
+hash-locked files pin every requirement within its range (tests/locks.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import sys
 from pathlib import Path
 
 import pulumi_kubernetes as k8s
+import pytest
 from cryptography import x509
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from tests.locks import LOCK_COMMAND, LOCKS, lock_problems, read_lock, read_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,3 +137,68 @@ def test_every_package_the_program_imports_is_a_requirement() -> None:
 def test_transitive_modules_come_with_their_owner() -> None:
     listed = {canonicalize_name(r.name) for r in requirements()}
     assert set(TRANSITIVE.values()) <= listed
+
+
+# --- the hash-locked files (docs/ci.md, "Supply chain") ------------------------------------------
+
+
+@pytest.mark.parametrize("lock", sorted(LOCKS))
+def test_every_lock_pins_every_requirement_in_its_range_with_hashes(lock: str) -> None:
+    path = ROOT / lock
+    assert path.is_file(), f"{lock} is missing: run {LOCK_COMMAND}"
+    requirements = read_requirements(ROOT / LOCKS[lock])
+    assert requirements, f"{LOCKS[lock]} lists nothing"
+    problems = lock_problems(path.read_text(), requirements, lock)
+    assert problems == [], f"{lock} is stale or broken (run {LOCK_COMMAND}):\n" + "\n".join(problems)
+
+
+def test_the_locks_agree_on_every_version_they_share() -> None:
+    """The test tools and the policy pack are locked against requirements.lock (-c): CI tests the
+    versions that deploy."""
+    runtime, _ = read_lock((ROOT / "requirements.lock").read_text())
+    for lock in sorted(set(LOCKS) - {"requirements.lock"}):
+        pins, _ = read_lock((ROOT / lock).read_text())
+        differ = [f"{name}: {runtime[name].version} vs {pin.version}"
+                  for name, pin in pins.items() if name in runtime and runtime[name].version != pin.version]
+        assert differ == [], f"requirements.lock and {lock} differ (run {LOCK_COMMAND}): {differ}"
+    dev, _ = read_lock((ROOT / "requirements-dev.lock").read_text())
+    assert set(runtime) <= set(dev), f"requirements-dev.lock lacks {sorted(set(runtime) - set(dev))}"
+
+
+def test_the_locks_name_the_command_that_regenerates_them() -> None:
+    script = (ROOT / LOCK_COMMAND).read_text()
+    for lock, source in LOCKS.items():
+        assert f"#    {LOCK_COMMAND}\n" in (ROOT / lock).read_text()[:200], f"{lock} was not made by {LOCK_COMMAND}"
+        assert f"{source} " in script and f"-o {lock}\n" in script, f"{LOCK_COMMAND} does not write {lock}"
+    assert "--generate-hashes" in script and "--python-version 3.11" in script and "x86_64" in script
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{LOCK_COMMAND}`" in readme, f"README.md does not say how to regenerate the locks ({LOCK_COMMAND})"
+
+
+def test_the_lock_check_finds_a_missing_package_an_unhashed_line_and_a_range_miss(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pyyaml>=6.0,<7\nrich>=13\nwinonly; sys_platform == 'win32'\n")
+    dev = tmp_path / "requirements-dev.txt"
+    dev.write_text("-r requirements.txt\npytest>=8  # tests\n")
+    listed = read_requirements(dev)
+    assert [str(r) for r, _ in listed] == ["pyyaml<7,>=6.0", "rich>=13", 'winonly; sys_platform == "win32"', "pytest>=8"]
+    sha, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    good = (f"# header\npyyaml==6.0.2 \\\n    --hash={sha} \\\n    --hash={other}\n    # via -r x\n"
+            f"rich==14.0.0 --hash={sha}\npytest==8.3.0 \\\n    --hash={sha}\n")
+    assert lock_problems(good, listed, "dev.lock") == []
+    assert read_lock(good)[0]["pyyaml"].hashes == (sha, other)
+
+    missing = good.replace(f"rich==14.0.0 --hash={sha}\n", "")
+    assert lock_problems(missing, listed, "dev.lock") == ["rich>=13 (requirements.txt) is not in dev.lock"]
+    unhashed = good.replace(f"rich==14.0.0 --hash={sha}", "rich==14.0.0")
+    assert lock_problems(unhashed, listed, "dev.lock") == ["rich==14.0.0: no --hash"]
+    outside = good.replace("pyyaml==6.0.2", "pyyaml==7.0")
+    assert lock_problems(outside, listed, "dev.lock") == [
+        "pyyaml==7.0 in dev.lock is outside pyyaml<7,>=6.0 (requirements.txt)"]
+    ranged = good.replace("rich==14.0.0", "rich>=14")
+    assert lock_problems(ranged, listed, "dev.lock") == [
+        "rich>=14: not pinned to one version with ==", "rich>=13 (requirements.txt) is not in dev.lock"]
+    md5 = good.replace(f"pytest==8.3.0 \\\n    --hash={sha}", "pytest==8.3.0 --hash=md5:abc")
+    assert lock_problems(md5, listed, "dev.lock") == ["pytest==8.3.0: not a sha256 hash: ['md5:abc']"]
+    assert lock_problems("--index-url https://example.invalid\n" + good, listed, "dev.lock") == [
+        "--index-url https://example.invalid: an option line, not a pinned requirement"]

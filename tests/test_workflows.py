@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.locks import LOCK_COMMAND, pip_install_problems, read_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -201,7 +203,7 @@ def test_preview_discovers_the_affected_stacks_from_the_stack_files(pushed_repo)
     assert preview_stacks(repo, one, commit(**{"README.md": "v2\n"})) == []
 
 
-@pytest.mark.parametrize("path", ["policy__edge_policies.py", "components__site.py", "Pulumi.yaml", "requirements.txt"])
+@pytest.mark.parametrize("path", ["policy__edge_policies.py", "components__site.py", "Pulumi.yaml", "requirements.txt", "requirements.lock"])
 def test_program_and_policy_changes_preview_and_deploy_every_site(pushed_repo, path: str) -> None:
     repo, commit = pushed_repo
     (repo / "policy").mkdir(exist_ok=True)
@@ -591,3 +593,163 @@ def test_the_fleet_status_skips_examples_too(tmp_path: Path) -> None:
     (tmp_path / ".github" / "example-stacks.txt").write_text("dev\n")
     sites, invalid = read_declarations(tmp_path, {})
     assert [s.stack for s in sites] == ["ship01"] and invalid == []
+
+
+# --- supply chain (docs/ci.md, "Supply chain") -------------------------------------------------
+
+#: `uses: owner/repo[/path]@<40-hex commit> # vX.Y.Z`: a tag can be moved, a commit cannot.
+PINNED_USES = re.compile(
+    r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?)@(?P<sha>[0-9a-f]{40})$"
+)
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*?))?\s*$")
+VERSION_COMMENT = re.compile(r"^v\d+\.\d+\.\d+\b")
+
+
+def action_pin_problems(text: str, where: str) -> list[str]:
+    """Every `uses:` line of a workflow names a full commit SHA and, in a comment, its version;
+    one action is pinned to one commit throughout."""
+    problems = []
+    pinned: dict[str, set[str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = USES_LINE.match(line)
+        if not match:
+            continue
+        ref, comment = match["ref"].strip("'\""), match["comment"] or ""
+        if ref.startswith("./"):
+            continue  # an action of this repository: pinned by the checkout itself
+        if ref.startswith("docker://"):
+            if "@sha256:" not in ref:
+                problems.append(f"{where}:{number}: {ref} is not pinned by digest")
+            continue
+        pin = PINNED_USES.match(ref)
+        if not pin:
+            problems.append(f"{where}:{number}: {ref} is not pinned to a 40-hex commit SHA")
+            continue
+        if not VERSION_COMMENT.match(comment):
+            problems.append(f"{where}:{number}: {ref} has no `# vX.Y.Z` comment naming its version")
+        pinned.setdefault(pin["action"], set()).add(f"{pin['sha']} {comment}")
+    problems += [f"{where}: {action} is pinned to several commits: {sorted(pins)}"
+                 for action, pins in pinned.items() if len(pins) > 1]
+    return problems
+
+
+def all_uses(document: dict[str, Any]) -> list[str]:
+    found = []
+    for job in document["jobs"].values():
+        if "uses" in job:  # a reusable workflow
+            found.append(job["uses"])
+        found += [s["uses"] for s in job.get("steps", []) if "uses" in s]
+    return found
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
+    problems = []
+    everywhere: dict[str, set[str]] = {}
+    for path in FILES:
+        text = path.read_text()
+        problems += action_pin_problems(text, path.name)
+        lines = [m["ref"] for m in map(USES_LINE.match, text.splitlines()) if m]
+        # Every `uses:` the YAML holds is on a line the check read (no flow-style step slips by).
+        assert sorted(lines) == sorted(all_uses(workflow(path.name))), path.name
+        for ref in lines:
+            action, _, sha = ref.partition("@")
+            everywhere.setdefault(action, set()).add(sha)
+    assert problems == [], "\n".join(problems)
+    assert {a for a, shas in everywhere.items() if len(shas) > 1} == set(), "one action, one commit in every workflow"
+    assert {"actions/checkout", "actions/setup-python", "azure/login", "pulumi/actions"} <= set(everywhere)
+
+
+def test_the_pin_check_rejects_tags_branches_short_shas_and_bare_shas() -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    good = f"      - uses: actions/checkout@{sha} # v5.1.0\n        uses: ./local\n"
+    assert action_pin_problems(good, "w.yml") == []
+    assert action_pin_problems("      - uses: actions/checkout@v5\n", "w.yml") == [
+        "w.yml:1: actions/checkout@v5 is not pinned to a 40-hex commit SHA"]
+    assert action_pin_problems("    uses: azure/login@main  # v3\n", "w.yml") == [
+        "w.yml:1: azure/login@main is not pinned to a 40-hex commit SHA"]
+    assert action_pin_problems(f"  - uses: a/b@{sha[:7]} # v1.0.0\n", "w.yml") == [
+        f"w.yml:1: a/b@{sha[:7]} is not pinned to a 40-hex commit SHA"]
+    assert action_pin_problems(f"  - uses: a/b@{sha}\n", "w.yml") == [
+        f"w.yml:1: a/b@{sha} has no `# vX.Y.Z` comment naming its version"]
+    assert action_pin_problems(f"  - uses: a/b@{sha} # v1\n", "w.yml") == [
+        f"w.yml:1: a/b@{sha} has no `# vX.Y.Z` comment naming its version"]
+    assert action_pin_problems("  - uses: docker://alpine:3\n", "w.yml") == ["w.yml:1: docker://alpine:3 is not pinned by digest"]
+    other = "f" * 40
+    twice = f"  - uses: a/b@{sha} # v1.0.0\n  - uses: a/b@{other} # v1.0.1\n"
+    assert action_pin_problems(twice, "w.yml") == [
+        f"w.yml: a/b is pinned to several commits: {[f'{sha} v1.0.0', f'{other} v1.0.1']}"]
+
+
+def locked_pulumi() -> str:
+    pins, _ = read_lock((ROOT / "requirements.lock").read_text())
+    return pins["pulumi"].version
+
+
+def test_the_pulumi_cli_is_pinned_to_the_locked_sdk_version() -> None:
+    """The CLI and the Python SDK are released together under one version: each pulumi/actions step
+    installs exactly the pulumi of requirements.lock, never `^3` (the action's default)."""
+    version = locked_pulumi()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    steps = 0
+    for path in FILES:
+        for job_name, job in workflow(path.name)["jobs"].items():
+            for pulumi in uses(job, "pulumi/actions"):
+                steps += 1
+                args = pulumi.get("with") or {}
+                assert "pulumi-version-file" not in args, f"{path.name} {job_name}"
+                assert str(args.get("pulumi-version")) == version, (
+                    f"{path.name} {job_name}: pulumi/actions installs the CLI {args.get('pulumi-version')!r}, "
+                    f"requirements.lock has pulumi {version}: set pulumi-version: \"{version}\""
+                )
+            for script in (s.get("run", "") for s in job.get("steps", [])):
+                if "get.pulumi.com" in script:  # the install script, if a job ever uses it
+                    assert f"--version {version}" in script, f"{path.name} {job_name}: unpinned install script"
+    assert steps == 3  # preview, deploy, decommission
+
+
+def run_scripts() -> list[tuple[str, str]]:
+    found = []
+    for path in FILES:
+        for job_name, job in workflow(path.name)["jobs"].items():
+            for s in job.get("steps", []):
+                if "run" in s:
+                    found.append((f"{path.name} {job_name} {s.get('name', '')!r}", s["run"]))
+    return found
+
+
+def test_python_dependencies_are_installed_from_the_hash_locked_files_only() -> None:
+    problems = []
+    installs = 0
+    for where, script in [*run_scripts(), (".ci/run", (ROOT / ".ci" / "run").read_text())]:
+        problems += pip_install_problems(script, where)
+        installs += sum(1 for line in re.sub(r"\\\n", " ", script).splitlines() if "pip install" in line)
+    assert problems == [], "\n".join(problems)
+    # Not vacuous: .ci/run, CI's type check, preview and deploy (program and policy pack),
+    # decommission and fleet status.
+    assert installs >= 8
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in ci_run
+    for name in ("preview.yml", "deploy.yml"):
+        text = (WORKFLOWS / name).read_text()
+        assert "--require-hashes -r requirements.lock" in text and "--require-hashes -r policy/requirements.lock" in text
+
+
+def test_the_install_check_rejects_unhashed_and_named_installs() -> None:
+    assert pip_install_problems("python -m venv venv\nvenv/bin/pip install -q --require-hashes -r requirements.lock\n", "s") == []
+    assert pip_install_problems("venv/bin/pip install -q \\\n  --require-hashes -r a.lock >/dev/null 2>&1\n", "s") == []
+    assert pip_install_problems("pip install -r requirements-dev.txt", "s") == [
+        "s: 'pip install -r requirements-dev.txt' installs without --require-hashes",
+        "s: 'pip install -r requirements-dev.txt' installs requirements-dev.txt, not a hash-locked *.lock file",
+    ]
+    assert pip_install_problems("venv/bin/pip install -q --upgrade pip >/dev/null", "s") == [
+        "s: 'venv/bin/pip install -q --upgrade pip >/dev/null' installs without --require-hashes",
+        "s: 'venv/bin/pip install -q --upgrade pip >/dev/null' installs from no requirement file",
+        "s: 'venv/bin/pip install -q --upgrade pip >/dev/null' names packages on the command line: ['pip']",
+    ]
+    assert pip_install_problems("true && python3 -m pip install --require-hashes -r a.lock uv", "s") == [
+        "s: 'python3 -m pip install --require-hashes -r a.lock uv' names packages on the command line: ['uv']"]
+    assert pip_install_problems("pip install --require-hashes --requirement=a.lock -e .", "s") == [
+        "s: 'pip install --require-hashes --requirement=a.lock -e .' installs an editable requirement",
+        "s: 'pip install --require-hashes --requirement=a.lock -e .' names packages on the command line: ['.']",
+    ]
+    assert LOCK_COMMAND == "scripts/lock"
