@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("components.preview.cli", "render a site's stack offline as `pulumi preview` would, policy pack included"),
     "fleet": ("components.fleet.cli", "fleet status: each site's sync, activation and passwords, from ARM"),
     "config-reference": ("components.config.reference", "write or check the config reference generated from the site model"),
-    "read-account": ("components.nodes.read_account", "print the preview read account's node script or sudoers rule"),
+    "host-key": ("components.nodes.host_keys", "scan a node's SSH host key, show its fingerprint, pin it in the stack file"),
+    "read-account": ("components.nodes.read_account", "print the preview read account's node script, sudoers rule or authorized_keys line"),
     "benchmark": ("components.preview.benchmark", "time the offline render against the SDK import floor"),
 }
 

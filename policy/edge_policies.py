@@ -14,7 +14,7 @@ directory is the policy pack's parent directory, or ``EDGE_REGISTRY_PROJECT_DIR`
 The offline render runs these same validators on what it rendered (components/preview/policy_check.py),
 so a stack that renders cleanly passes this pack.
 
-Everything is mandatory except ``remote-command-pins-host-key`` (advisory).
+Every policy is mandatory.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import Any
 
 import yaml
 from pulumi_policy import (
-    EnforcementLevel,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
@@ -304,11 +303,12 @@ token_passwords_expire = ResourceValidationPolicy(
 )
 
 
-# --- (5) remote node commands pin host keys (advisory) --------------------------------------
+# --- (5) remote node commands pin host keys (mandatory) --------------------------------------
 
 @_applies(REMOTE_COMMAND)
 def _host_key_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """Without ``connection.hostKey`` pulumi-command does not check the node's host key."""
+    """Without ``connection.hostKey`` pulumi-command does not check the node's host key: whoever
+    answers on the node's address gets the command's stdin (the client token's password)."""
     connection = known(args.props, "connection", {})
     if "hostKey" in keys_of(connection):
         try:
@@ -320,16 +320,16 @@ def _host_key_pinned(args: ResourceValidationArgs, report: ReportViolation) -> N
     host = known(connection, "host") or "?"
     report(
         f"remote command '{args.name}' connects to {host} without a pinned host key, so SSH does not "
-        "verify the node: set hostKey on the node (ssh-keyscan it once, over a trusted path).",
+        "verify the node: set hostKey on the node (`python -m components host-key <site> --node HOST` scans it "
+        "and shows its fingerprint to compare with the node's console).",
         None,
     )
 
 
 remote_command_pins_host_key = ResourceValidationPolicy(
     name="remote-command-pins-host-key",
-    description="Remote node commands should pin the node's SSH host key.",
+    description="Remote node commands pin the node's SSH host key.",
     validate=_host_key_pinned,
-    enforcement_level=EnforcementLevel.ADVISORY,
 )
 
 
@@ -385,7 +385,7 @@ def repositories_in(actions: Iterable[Any]) -> set[str]:
     """Distinct repositories a scope map's actions grant (``repositories/<repo>/<kind>/<verb>``)."""
     repositories = set()
     for action in actions:
-        match = _ACTION_RE.match(action) if isinstance(action, str) else None
+        match = _ACTION_RE.fullmatch(action) if isinstance(action, str) else None
         if match:
             repositories.add(match.group("repo"))
     return repositories

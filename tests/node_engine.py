@@ -14,9 +14,11 @@ A *run* evaluates NodeMirror under the SDK's mocks, as ``pulumi preview`` (dry r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from pulumi.runtime.mocks import MockMonitor
 from components.nodes import mirror as nm
 from components.nodes import registries_yaml as ry
 from components.nodes.read import NodeReader, SshNodeReader
-from tests.sshd import NodePath, SshServer
+from tests.sshd import NodePath, SshServer, as_root
 
 ENDPOINT = "10.43.0.10:80"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -36,6 +38,27 @@ UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PENDING_TYPE = "test:index:Pending"
 # Input names as the engine stores them (camelCase wire names) for the ignoreChanges mapping.
 _WIRE = {"add_previous_output_in_env": "addPreviousOutputInEnv"}
+
+
+#: Where the node tests keep their registries.yaml files. The node scripts refuse a file whose
+#: directory, or any directory above it, another user could change (pytest's temp dirs are under
+#: /tmp, world-writable): every test node lives in a directory of its own under this one, each
+#: created root-owned 0755, as /etc/rancher/k3s is on a node.
+NODE_BASE = Path("/var/lib/edge-registry-tests")
+
+
+@contextlib.contextmanager
+def node_dir(*subdirs: str) -> Iterator[Path]:
+    """A new directory under :data:`NODE_BASE` (and ``subdirs`` in it), root 0755, removed with
+    everything in it afterwards."""
+    root = NODE_BASE / uuid.uuid4().hex[:12]
+    made = [str(NODE_BASE), str(root), *(str(root / s) for s in subdirs)]
+    subprocess.run([*as_root(), "install", "-d", "-m", "0755", "-o", "0", "-g", "0", *made], check=True)
+    try:
+        yield root
+    finally:
+        NodePath(root).remove_tree()
+        subprocess.run([*as_root(), "rmdir", str(NODE_BASE)], capture_output=True)  # when it is empty
 
 
 def unwrap(value: Any) -> Any:

@@ -13,6 +13,10 @@ from components.config.loading import load_site_config
 from components.config.site import SiteConfig
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+#: A fixed test host key (ssh-keygen -t ed25519, generated once). Every node that is not gone pins
+#: one (issue 20); ``with_`` gives it to every node written without ``hostKey`` or ``gone``, so
+#: each test here is about its own rule (the hostKey rule: tests/test_host_keys.py).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpjKkb3qKVnCuHkw04o7TNs3j5JNk/rgmaUd0Bh5ug2"
 KUBECONFIG = (
     "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
     "contexts:\n- name: default\n  context: {cluster: c, user: u}\ncurrent-context: default\n"
@@ -28,16 +32,27 @@ def valid() -> dict[str, Any]:
         "connectedRegistryName": "ship01",
         "repositories": json.dumps(["hello-world", "fleet/*"]),
         "kubeconfig": KUBECONFIG,
-        "nodes": json.dumps([{"host": "192.0.2.10", "role": "server"}, {"host": "node-b.local", "role": "agent"}]),
+        "nodes": json.dumps([{"host": "192.0.2.10", "role": "server", "hostKey": HOST_KEY},
+                             {"host": "node-b.local", "role": "agent", "hostKey": HOST_KEY}]),
         "sshPrivateKey": SSH_KEY,
         "pullSecretNamespaces": json.dumps(["apps"]),
         "serviceClusterIP": "10.43.200.200",
     }
 
 
+def pinned(nodes: Any) -> Any:
+    """``nodes`` with :data:`HOST_KEY` on each node mapping written without ``hostKey`` or ``gone``."""
+    if not isinstance(nodes, list):
+        return nodes
+    return [{**n, "hostKey": HOST_KEY} if isinstance(n, dict) and not {"hostKey", "gone"} & n.keys() else n
+            for n in nodes]
+
+
 def with_(**changes: Any) -> dict[str, Any]:
     values = valid()
     for key, value in changes.items():
+        if key == "nodes":
+            value = pinned(value)
         if value is None:
             values.pop(key, None)
         elif isinstance(value, (list, dict)):
@@ -103,7 +118,7 @@ def test_booleans_are_only_true_or_false(value: str) -> None:
 def test_booleans_accept_what_pulumi_config_get_bool_accepts() -> None:
     for text, expected in (("true", True), ("True", True), ("false", False), ("False", False)):
         assert load_site_config(with_(auditLog=text)).audit_log is expected
-    site = load_site_config(with_(nodes=[{"host": "10.0.0.1", "role": "server", "gone": False}]))
+    site = load_site_config(with_(nodes=[{"host": "10.0.0.1", "role": "server", "gone": False, "hostKey": HOST_KEY}]))
     assert site.nodes[0].gone is False
     (problem,) = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "gone": "yes"}]))
     assert problem.startswith("edge-registry:nodes[0].gone: 'yes' is invalid: expected true or false")
@@ -459,3 +474,160 @@ def test_ed25519_and_ecdsa_host_keys_are_accepted() -> None:
     for key in ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4", "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY"):
         site = load_site_config(with_(nodes=[{"host": "10.0.0.1", "role": "server", "hostKey": key}]))
         assert site.nodes[0].host_key == key
+
+
+# --- strict input: whole values, types checked before use ----------------------------------
+
+NODE = {"host": "10.0.0.1", "role": "server"}
+
+#: (key as a problem names it, the config change with a good value) for every value checked
+#: against a pattern or parsed: each must refuse the same value with a trailing newline.
+WHOLE_VALUES: list[tuple[str, dict[str, Any]]] = [
+    ("registryName", {"registryName": "contosoedge"}),
+    ("registryResourceGroup", {"registryResourceGroup": "rg-edge"}),
+    ("connectedRegistryName", {"connectedRegistryName": "ship01"}),
+    ("repositories", {"repositories": ["hello-world"]}),
+    ("repositories", {"repositories": ["fleet/*"]}),
+    ("clientRepositories", {"clientRepositories": ["hello-world"]}),
+    ("notifications", {"notifications": ["hello-world:1.0:push"]}),
+    ("syncSchedule", {"syncSchedule": "30 * * * *"}),
+    ("syncWindow", {"syncWindow": "PT2H"}),
+    ("messageTtl", {"messageTtl": "P2D"}),
+    ("armEndpoint", {"armEndpoint": "https://management.azure.com"}),
+    ("namespace", {"namespace": "connected-registry"}),
+    ("releaseName", {"releaseName": "connected-registry"}),
+    ("chartVersion", {"chartVersion": "0.3.0"}),
+    ("storageClassName", {"storageClassName": "local-path"}),
+    ("storageRequest", {"storageRequest": "20Gi"}),
+    ("serviceClusterIP", {"serviceClusterIP": "10.43.200.200"}),
+    ("serviceName", {"serviceName": "registry"}),
+    ("kubeconfigPath", {"kubeconfig": None, "kubeconfigPath": "/etc/edge/site.kubeconfig"}),
+    ("kubeContext", {"kubeContext": "default"}),
+    ("chartValues", {"chartValues": {"replicaCount": 1}}),  # a key of the values
+    ("pullSecretName", {"pullSecretName": "edge-registry-pull"}),
+    ("pullSecretNamespaces", {"pullSecretNamespaces": ["apps"]}),
+    ("previewNodeUser", {"previewNodeUser": "edge-registry-read"}),
+    ("nodes[0].host", {"nodes": [{**NODE, "host": "node1"}]}),
+    ("nodes[0].host", {"nodes": [{**NODE, "host": "192.0.2.10"}]}),
+    ("nodes[0].host", {"nodes": [{**NODE, "host": "fe80::1%eth0"}]}),
+    ("nodes[0].user", {"nodes": [{"user": "admin", **NODE}]}),
+    ("nodes[0].unit", {"nodes": [{"unit": "k3s", **NODE}]}),
+    ("nodes[0].path", {"nodes": [{"path": "/etc/rancher/rke2/registries.yaml", **NODE}]}),
+]
+
+
+def _with_newline(changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` with a newline after the value checked: the first text in it, depth first (a
+    node's field under test comes first)."""
+    def add(value: Any) -> tuple[Any, bool]:
+        if isinstance(value, str):
+            return value + "\n", True
+        if isinstance(value, list) and value:
+            first, done = add(value[0])
+            return [first, *value[1:]], done
+        if isinstance(value, dict):
+            for key, item in value.items():
+                changed, done = add(item)
+                if done:
+                    return {**value, key: changed}, True
+            # an object of objects: the newline goes on its first key
+            first = next(iter(value))
+            return {f"{first}\n": value[first], **{k: v for k, v in value.items() if k != first}}, True
+        return value, False
+
+    key = next(k for k, v in changes.items() if v is not None and k != "kubeconfig")
+    return {**changes, key: add(changes[key])[0]}
+
+
+@pytest.mark.parametrize(("key", "changes"), WHOLE_VALUES, ids=[f"{k}={json.dumps(c)}" for k, c in WHOLE_VALUES])
+def test_a_trailing_newline_is_refused_naming_the_key(key: str, changes: dict[str, Any]) -> None:
+    load_site_config(with_(**changes))  # the value itself is fine
+    problems = problems_for(with_(**_with_newline(changes)))
+    assert any(p.startswith(f"edge-registry:{key}: ") for p in problems), problems
+    assert all("\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize("pattern", ["hello-world\n:push", "hello-world:1.0\n:push", "*\n:*", "hello-world:push\n"])
+def test_a_newline_inside_a_notification_pattern_is_refused(pattern: str) -> None:
+    (problem,) = problems_for(with_(notifications=[pattern]))
+    assert problem.startswith("edge-registry:notifications: ")
+
+
+def test_every_config_pattern_is_matched_whole() -> None:
+    """No `re.match` on a pattern ending in `$` (which matches before a trailing newline) in the
+    config code: patterns are matched with fullmatch."""
+    import pathlib
+    import re as regex
+
+    for path in sorted(pathlib.Path(__file__).resolve().parent.parent.joinpath("components", "config").glob("*.py")):
+        source = path.read_text()
+        assert not regex.search(r"\.match\(", source), f"{path.name}: use fullmatch"
+        assert not regex.search(r'\$"\s*\)', source), f"{path.name}: a pattern ends in $"
+
+
+def test_a_pasted_host_key_keeps_working_without_its_newline() -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4 root@n1"
+    site = load_site_config(with_(nodes=[{**NODE, "hostKey": key + "\n"}]))
+    assert site.nodes[0].host_key == key
+
+
+WRONG_TYPES: list[tuple[str, Any, str]] = [
+    ("nodes", "5", "expected a list"),
+    ("nodes", 5, "expected a list"),
+    ("nodes", "true", "expected a list"),
+    ("nodes", json.dumps({"host": "10.0.0.1"}), "expected a list"),
+    ("nodes[0]", json.dumps(["x"]), "expected an object"),
+    ("nodes[0]", json.dumps([5]), "expected an object"),
+    ("nodes[0].host", json.dumps([{"host": ["a"], "role": "server"}]), "expected text"),
+    ("nodes[0].host", json.dumps([{"host": 5, "role": "server"}, {"host": 5, "role": "agent"}]), "expected text"),
+    ("nodes[0].port", json.dumps([{**NODE, "port": [22]}]), "expected a whole number"),
+    ("nodes[0].port", json.dumps([{**NODE, "port": 22.5}]), "expected a whole number"),
+    ("nodes[0].port", json.dumps([{**NODE, "port": 10**30}]), "at most 18 digits"),
+    ("nodes[0].gone", json.dumps([{**NODE, "gone": "yes"}]), "expected true or false"),
+    ("nodes", "[" * 40 + "]" * 40, "nested more than 32 levels deep"),
+    ("repositories", '"hello-world"', "expected a list"),
+    ("repositories", "5", "expected a list"),
+    ("repositories", "hello-world", "expected a list"),
+    ("repositories[0]", "[5]", "expected text"),
+    ("repositories[0]", '[["a"]]', "expected text"),
+    ("chartValues", "3", "expected an object"),
+    ("chartValues", "[1]", "expected an object"),
+    ("chartValues", '"x"', "expected an object"),
+    ("notifications", "{}", "expected a list"),
+    ("pullSecretNamespaces", '"apps"', "expected a list"),
+    ("passwordExpiryDays", '["1"]', "expected a whole number"),
+    ("passwordExpiryDays", "1.5", "expected a whole number"),
+    ("passwordExpiryDays", "inf", "expected a whole number"),
+    ("passwordExpiryDays", float("inf"), "expected a whole number"),
+    ("passwordExpiryDays", "9" * 5000, "at most 18 digits"),
+    ("passwordRotateBeforeDays", "true", "expected a whole number"),
+    ("certificateValidityDays", "x", "expected a whole number"),
+    ("certificateRenewBeforeDays", [1], "expected a whole number"),
+    ("helmTimeoutSeconds", {"a": 1}, "expected a whole number"),
+    ("chunkSizeInMb", None, "expected a whole number"),
+    ("auditLog", "[true]", "expected true or false"),
+    ("cloudOnly", 1, "expected true or false"),
+    ("mode", ["ReadOnly"], "expected 'ReadOnly' or 'ReadWrite'"),
+    ("registryName", 12345, "expected text"),
+    ("syncSchedule", ["30 * * * *"], "expected text"),
+    ("kubeconfigPath", ["/etc/k"], "expected text"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), WRONG_TYPES, ids=[f"{k}={v!r:.40}" for k, v, _ in WRONG_TYPES])
+def test_a_value_of_the_wrong_type_is_a_config_error_naming_the_key(key: str, value: Any, says: str) -> None:
+    top = key.split("[")[0]
+    values = valid()
+    values[top] = value
+    if top == "kubeconfigPath":
+        del values["kubeconfig"]
+    problems = problems_for(values)  # a ConfigError, never a TypeError or an AttributeError
+    mine = [p for p in problems if p.startswith(f"edge-registry:{key}: ")]
+    assert mine and says in mine[0], problems
+
+
+@pytest.mark.parametrize("path", ["/etc//rancher/k3s/registries.yaml", "/etc/./rancher/registries.yaml",
+                                  "/etc/rancher/../k3s/registries.yaml"])
+def test_a_node_path_that_is_not_canonical_is_refused_naming_the_key(path: str) -> None:
+    problems = problems_for(with_(nodes=[{"host": "10.0.0.1", "role": "server", "path": path}]))
+    assert any(p.startswith("edge-registry:nodes[0].path:") for p in problems), problems

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.fleet import cli as fleet
 from components.azure.credentials import StaticBearerCredential
@@ -46,6 +47,9 @@ from components.fleet.verdicts import (
 )
 from components.azure.rotation import SlotStatus
 from tests.arm_server import FAKE_BEARER, ArmServer, FakeCredential
+
+#: A fixed test host key: every node that is not gone pins one (issue 20).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpjKkb3qKVnCuHkw04o7TNs3j5JNk/rgmaUd0Bh5ug2"
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fleet_fixtures"
@@ -679,3 +683,92 @@ def test_the_program_s_arm_calls_take_the_same_bearer_token(
     with ArmClient(SUB, arm_endpoint=arm.base_url, connection_verify=arm.ca_pem, retry_total=0) as client:
         assert [p.name for p in client.password_slots("rg-edge", "contosoedge", "site-sync-token")] == ["password1"]
     assert arm.requests[-1].headers.get("Authorization") == f"Bearer {FAKE_BEARER}"
+
+
+#: Broken stack files of every kind: (file name's stack, content, what its report entry says).
+BROKEN_STACKS: list[tuple[str, str | bytes, str]] = [
+    ("ship10", "config: {edge-registry:registryName: [\n", "not valid YAML: "),
+    ("ship11", b"config:\n  edge-registry:registryName: \xff\n", "not UTF-8 text"),
+    ("ship12", "- just\n- a list\n", "expected a mapping"),
+    ("ship13", "config: [a, b]\n", "`config:` must be a mapping"),
+    ("ship14", "SHIP01\n  edge-registry:nodes: 5\n", "edge-registry:nodes: 5 is invalid: expected a list"),
+    ("ship15", "SHIP01\n  edge-registry:repositories: a\n", "edge-registry:repositories: 'a' is invalid: expected a list"),
+    ("ship16", "SHIP01\n  edge-registry:chartValues: 3\n", "edge-registry:chartValues: 3 is invalid: expected an object"),
+    ("ship17", 'SHIP01\n  edge-registry:syncWindow: "PT2H\\n"\n', "edge-registry:syncWindow: 'PT2H\\n' is invalid"),
+    ("ship18", "SHIP01\n  edge-registry:passwordRotateBeforeDays: [30]\n",
+     "edge-registry:passwordRotateBeforeDays: '[30]' is invalid: expected a whole number"),
+    ("ship19", "SHIP01\n  edge-registry:nodes: [{host: \"node1\\n\", role: server}]\n", "edge-registry:nodes[0].host:"),
+]
+
+
+def test_every_broken_stack_file_is_its_own_entry_and_the_others_are_still_reported(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]
+) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    project = make_project(tmp_path, arm, ["ship01", "ship02"])
+    good = (project / "Pulumi.ship01.yaml").read_text()
+    for stack, content, _says in BROKEN_STACKS:
+        if isinstance(content, bytes):
+            (project / f"Pulumi.{stack}.yaml").write_bytes(content)
+        else:
+            # SHIP01: ship01's stack file (the rest of it valid), one key overridden after it.
+            text = content.replace("SHIP01\n", good.replace("ship01", stack) if "SHIP01" in content else "")
+            (project / f"Pulumi.{stack}.yaml").write_text(text)
+    code, out, err = run("--project-dir", str(project), "--json", "--no-progress")
+    assert code == 1 and "Traceback" not in err, err
+    report = json.loads(out)
+    assert [s["stack"] for s in report["sites"]] == ["ship01", "ship02"]  # still checked
+    entries = {i["stack"]: i["problems"] for i in report["invalidStacks"]}
+    assert sorted(entries) == [stack for stack, _, _ in BROKEN_STACKS]
+    for stack, _content, says in BROKEN_STACKS:
+        assert any(p.startswith(says) or says in p for p in entries[stack]), (stack, entries[stack])
+        assert all("\n" not in p for p in entries[stack])
+    assert report["summary"]["invalidStacks"] == len(BROKEN_STACKS)
+    # The table names each broken file too, one line per problem.
+    code, table, _err = run("--project-dir", str(project), "--no-progress", "--color", "never")
+    assert code == 1 and "Invalid stack files:" in table
+    for stack, _content, _says in BROKEN_STACKS:
+        assert f"Pulumi.{stack}.yaml: " in table
+
+
+def test_a_stack_that_fails_in_an_unforeseen_way_is_still_only_that_stack(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.fleet import stacks
+
+    fleet_arm_state(arm, datetime.now(UTC))
+    project = make_project(tmp_path, arm, ["ship01", "ship02"])
+    real = stacks.read_declaration
+
+    def flaky(project_dir: Path, stack: str, environ: Any) -> Any:
+        if stack == "ship02":
+            raise RuntimeError("disk on fire\nsecond line")
+        return real(project_dir, stack, environ)
+
+    monkeypatch.setattr(stacks, "read_declaration", flaky)
+    code, out, err = run("--project-dir", str(project), "--json", "--no-progress")
+    assert code == 1 and "Traceback" not in err
+    report = json.loads(out)
+    assert [s["stack"] for s in report["sites"]] == ["ship01"]
+    assert report["invalidStacks"] == [{"stack": "ship02", "problems": ["could not be read: RuntimeError: disk on fire"]}]
+
+
+def test_two_stacks_naming_one_node_s_file_are_both_reported_broken(
+    tmp_path: Path, arm: ArmServer, arm_env: dict[str, str]
+) -> None:
+    fleet_arm_state(arm, datetime.now(UTC))
+    project = make_project(tmp_path, arm, ["ship01", "ship02"])
+    for stack in ("ship01", "ship02"):
+        stack_file = project / f"Pulumi.{stack}.yaml"
+        document = yaml.safe_load(stack_file.read_text())
+        document["config"]["edge-registry:nodes"] = [{"host": "10.9.0.1", "role": "server", "hostKey": HOST_KEY}]
+        document["config"]["edge-registry:sshAgent"] = True
+        stack_file.write_text(yaml.safe_dump(document))
+    code, out, _err = run("--project-dir", str(project), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["sites"] == []
+    for invalid in report["invalidStacks"]:
+        assert invalid["problems"] == [
+            next(p for p in invalid["problems"] if p.startswith("node 10.9.0.1 (port 22): /etc/rancher/k3s/registries.yaml "
+                                                                  "is named by stacks ship01, ship02"))
+        ]

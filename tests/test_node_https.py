@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import stat
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -27,7 +26,7 @@ from components.nodes.read import NodeTarget, ReadResult, SshNodeReader
 from components.preview.fakes import FakeNodeReader
 from tests import test_node_ssh as harness
 from tests.sshd import NodePath, SshServer
-from tests.node_engine import Node, evaluate
+from tests.node_engine import Node, evaluate, node_dir
 from tests.test_node_ssh import FOREIGN
 
 #: The module-scoped sshd of tests/test_node_ssh.py, shared.
@@ -53,12 +52,11 @@ def https(ca: str | None = CA_ONE, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def node(server: SshServer, tmp_path: Path) -> Iterator[Node]:
+def node(server: SshServer) -> Iterator[Node]:
     server.reset_service()
-    (tmp_path / "k3s").mkdir()
-    yield Node(server, tmp_path / "k3s" / "registries.yaml")
-    # Root-owned files would outlive a non-root test run's temp-dir cleanup.
-    NodePath(tmp_path / "k3s").remove_tree()
+    # root's own directories (tests/node_engine.py node_dir): the scripts refuse one under /tmp
+    with node_dir("k3s") as root:
+        yield Node(server, root / "k3s" / "registries.yaml")
 
 
 def ca_file(node: Node) -> NodePath:

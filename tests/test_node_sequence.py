@@ -18,8 +18,8 @@ import pytest
 
 from components.nodes import registries_yaml as ry
 from components.nodes.read import NodeReadFailure, NodeTarget, SshNodeReader
-from tests.node_engine import ENDPOINT, Node
-from tests.sshd import NodePath, SshServer, can_run
+from tests.node_engine import ENDPOINT, Node, node_dir
+from tests.sshd import SshServer, can_run
 
 FOREIGN = b"""# hand-written, comments come back on destroy
 mirrors:
@@ -48,12 +48,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 
 
 @pytest.fixture
-def node(server: SshServer, tmp_path: Path) -> Iterator[Node]:
+def node(server: SshServer) -> Iterator[Node]:
     server.reset_service()
-    (tmp_path / "k3s").mkdir()
-    yield Node(server, tmp_path / "k3s" / "registries.yaml")
-    # Root-owned files would outlive a non-root test run's temp-dir cleanup.
-    NodePath(tmp_path / "k3s").remove_tree()
+    # root's own directories (tests/node_engine.py node_dir): the scripts refuse one under /tmp
+    with node_dir("k3s") as root:
+        yield Node(server, root / "k3s" / "registries.yaml")
 
 
 class SilentPort:

@@ -26,8 +26,8 @@ from components.nodes import registries_yaml as ry
 from components.nodes.payload import NodeRead, apply_stdin, decode_apply_stdin, parse_read_output, render_read_output
 from components.nodes.read import NodeReadFailure
 from components.preview.fakes import FakeNodeReader
-from tests.node_engine import ENDPOINT, Node, evaluate
-from tests.sshd import NodePath, SshServer, can_run
+from tests.node_engine import ENDPOINT, Node, evaluate, node_dir
+from tests.sshd import SshServer, can_run
 
 SECRET_PASSWORD = "s3cr3t-registry-password"  # noqa: S105 - a test value that must never leak
 FOREIGN = f"""# managed by hand, keep this comment
@@ -65,12 +65,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 
 
 @pytest.fixture
-def node(server: SshServer, tmp_path: Path) -> Iterator[Node]:
+def node(server: SshServer) -> Iterator[Node]:
     server.reset_service()
-    (tmp_path / "k3s").mkdir()
-    yield Node(server, tmp_path / "k3s" / "registries.yaml")
-    # Root-owned files would outlive a non-root test run's temp-dir cleanup.
-    NodePath(tmp_path / "k3s").remove_tree()
+    # root's own directories (tests/node_engine.py node_dir): the scripts refuse one under /tmp
+    with node_dir("k3s") as root:
+        yield Node(server, root / "k3s" / "registries.yaml")
 
 
 def ours(endpoint: str = ENDPOINT) -> dict[str, Any]:
@@ -104,7 +103,9 @@ def test_apply_keeps_foreign_entries_and_backs_up_the_previous_file(node: Node) 
     assert node.document()["mirrors"][ENDPOINT] == {"endpoint": [f"http://{ENDPOINT}"]}
     assert (node.side / "backup").read_bytes() == FOREIGN
     assert (node.side / "original").read_bytes() == FOREIGN
-    assert stat.S_IMODE(node.path.stat().st_mode) == 0o600
+    # its owner and mode are kept, without any access for others: it now holds our credentials
+    info = node.path.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 0, 0)
     assert len(node.server.restarts()) == 1
 
 
@@ -430,6 +431,23 @@ def test_apply_stdin_is_secret_and_the_dial_limits_are_low() -> None:
     assert apply["connection"]["dialErrorLimit"] == nm.DIAL_ERROR_LIMIT == 3
     assert apply["connection"]["perDialTimeout"] == nm.PER_DIAL_TIMEOUT == 5
     assert request.deleteBeforeReplace is True
+
+
+def test_every_node_command_has_custom_timeouts_above_the_scripts_own_bound() -> None:
+    # W = restartTimeoutSeconds. apply.sh/destroy.sh wait for the lock at most 2W + 60 s, then a
+    # restart (OpenRC: at most W) and a wait of at most W, and on failure the rollback does both
+    # again: 6W + 60 s. The engine's limit is above it, so the script rolls back and reports first.
+    evaluation = evaluate(
+        [_args(restart_timeout_seconds=120), _args("10.0.0.6", restart_timeout_seconds=30),
+         _args("10.0.0.7", gone=True, ssh_private_key=None)],
+        _fake_reader({}),
+    )
+    for name, wait in (("node0-apply", 120), ("node1-apply", 30), ("node2-apply", 120)):
+        timeouts = evaluation.monitor.requests[name].customTimeouts
+        limit = nm.command_timeout_seconds(wait)
+        assert (timeouts.create, timeouts.update, timeouts.delete) == (f"{limit}s",) * 3, name
+        assert limit > 6 * wait + 60 + nm.DIAL_ERROR_LIMIT * nm.PER_DIAL_TIMEOUT
+    assert nm.command_timeout_seconds(120) == 855  # the default: 14 min 15 s
 
 
 def test_gone_node_is_declared_but_never_contacted() -> None:

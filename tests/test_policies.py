@@ -281,7 +281,7 @@ def test_other_dynamic_resources_are_not_token_passwords() -> None:
                       "pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation", deactivation) == []
 
 
-# --- (5) remote commands pin host keys (advisory) ----------------------------------------------
+# --- (5) remote commands pin host keys (mandatory) ----------------------------------------------
 
 def test_remote_command_with_a_pinned_host_key_passes() -> None:
     connection = {"host": "192.0.2.10", "user": "ubuntu", "privateKey": UNKNOWN_STRING_VALUE,
@@ -289,8 +289,9 @@ def test_remote_command_with_a_pinned_host_key_passes() -> None:
     assert violations(ep.remote_command_pins_host_key, ep.REMOTE_COMMAND, remote_command(connection)) == []
 
 
-def test_remote_command_without_a_host_key_is_reported_as_advisory() -> None:
-    assert ep.remote_command_pins_host_key.enforcement_level is EnforcementLevel.ADVISORY
+def test_remote_command_without_a_host_key_is_a_mandatory_violation() -> None:
+    # Issue 20: an unpinned node gets the client token's password from whoever answers.
+    assert ep.remote_command_pins_host_key.enforcement_level in (None, EnforcementLevel.MANDATORY)
     for connection in ({"host": "192.0.2.10", "user": "ubuntu"}, {"host": "192.0.2.10", "hostKey": "  "}):
         found = violations(ep.remote_command_pins_host_key, ep.REMOTE_COMMAND, remote_command(connection))
         assert len(found) == 1 and "192.0.2.10" in found[0]
@@ -346,11 +347,11 @@ def test_repository_count_reads_nested_repository_names() -> None:
 
 # --- the pack ------------------------------------------------------------------------------------
 
-def test_policy_names_are_unique_and_all_but_the_host_key_one_are_mandatory() -> None:
+def test_policy_names_are_unique_and_every_policy_is_mandatory() -> None:
     names = [p.name for p in ep.POLICIES]
     assert len(names) == len(set(names)) == 8
-    advisory = {p.name for p in ep.POLICIES if p.enforcement_level is EnforcementLevel.ADVISORY}
-    assert advisory == {"remote-command-pins-host-key"}
+    # None: the pack's level, which __main__ sets to mandatory.
+    assert all(p.enforcement_level in (None, EnforcementLevel.MANDATORY) for p in ep.POLICIES)
 
 
 def test_main_builds_one_mandatory_pack_with_every_policy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -154,6 +154,9 @@ def site_variant(tmp_path: Path, name: str, drop: tuple[str, ...] = (), **config
     for key in drop:
         stack["config"].pop(key)
     stack["config"].update(config)
+    # Each site its own node files: two stacks naming one node's file are refused.
+    for node in stack["config"].get("edge-registry:nodes") or []:
+        node["path"] = f"/etc/rancher/{name}/registries.yaml"
     (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(stack))
 
 
@@ -215,10 +218,15 @@ def test_read_write_needs_the_opt_in_in_the_stack_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_advisory_findings_are_printed_without_failing() -> None:
-    done = render("dev")
-    assert done.returncode == 0
-    assert "advisory policy remote-command-pins-host-key" in done.stderr
+def test_advisory_findings_are_printed_without_failing(tmp_path: Path) -> None:
+    # Every policy of the pack is mandatory (the host key one too, issue 20); the fleet config can
+    # lower one to advisory, which the render prints without failing.
+    site_variant(tmp_path, "ship10", **{"edge-registry:passwordExpiryDays": 365})
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"token-passwords-expire": "advisory"}))
+    done = render("ship10", "--project-dir", str(tmp_path), "--policy-config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "advisory policy token-passwords-expire" in done.stderr
 
 
 def test_unprefixed_and_misspelt_keys_in_a_stack_file_are_named(tmp_path: Path) -> None:
@@ -234,15 +242,16 @@ def test_unprefixed_and_misspelt_keys_in_a_stack_file_are_named(tmp_path: Path) 
     assert "edge-registry:httpEnabld: unknown setting; did you mean `edge-registry:httpEnabled`?" in done.stderr
 
 
-def test_the_policy_config_can_raise_a_level_for_the_render_too(tmp_path: Path) -> None:
-    """`"remote-command-pins-host-key": "mandatory"` (the documented form) makes unpinned nodes fail."""
+def test_the_policy_config_can_set_a_level_for_the_render_too(tmp_path: Path) -> None:
+    """`"<policy>": "<level>"` (the documented form) sets a policy's level for the render as for the pack."""
+    site_variant(tmp_path, "ship11", **{"edge-registry:passwordExpiryDays": 365})
     config = tmp_path / "policy.json"
-    config.write_text(json.dumps({"remote-command-pins-host-key": "mandatory"}))
-    done = render("dev", "--policy-config", str(config))
-    assert done.returncode == 2 and "policy remote-command-pins-host-key" in done.stderr
-    config.write_text(json.dumps({"remote-command-pins-host-key": "disabled"}))
-    done = render("dev", "--policy-config", str(config))
-    assert done.returncode == 0 and "remote-command-pins-host-key" not in done.stderr
+    config.write_text(json.dumps({"token-passwords-expire": "mandatory"}))
+    done = render("ship11", "--project-dir", str(tmp_path), "--policy-config", str(config))
+    assert done.returncode == 2 and "policy token-passwords-expire" in done.stderr
+    config.write_text(json.dumps({"token-passwords-expire": "disabled"}))
+    done = render("ship11", "--project-dir", str(tmp_path), "--policy-config", str(config))
+    assert done.returncode == 0 and "token-passwords-expire" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -341,7 +350,7 @@ def test_the_cli_prints_the_same_bytes_every_time(tmp_path: Path) -> None:
     code, stdout, stderr = runs[0]
     assert code == 0, stderr.decode()
     assert b"Exception ignored" not in stderr and b"Traceback" not in stderr, stderr.decode()
-    assert b"advisory policy" in stderr and b"dev-node-192.0.2.11:" in stdout
+    assert b"rendered with a placeholder" in stderr and b"dev-node-192.0.2.11:" in stdout
     for other in runs[1:]:
         assert other == runs[0], (other[2] or other[1]).decode()
 
@@ -425,3 +434,22 @@ def test_a_first_install_preview_skips_the_service_read() -> None:
     assert result.outputs["registryEndpoint"] == KNOWN_AFTER_APPLY
     installed = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True, config_overrides={"serviceClusterIP": None})
     assert installed.one("kubernetes:core/v1:Service").options == {"read": "connected-registry/devship01"}
+
+
+def test_the_render_refuses_a_stack_naming_a_node_s_file_another_stack_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.preview import cli
+    from tests.fixture_stacks import STACK_DIR
+
+    shutil.copy(STACK_DIR / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    assert cli.main(["dev", "--stack-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    # ship07 takes over dev's first node without marking it gone in dev.
+    document = yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text())
+    document["config"]["edge-registry:connectedRegistryName"] = "ship07"
+    (tmp_path / "Pulumi.ship07.yaml").write_text(yaml.safe_dump(document))
+    assert cli.main(["dev", "--stack-dir", str(tmp_path)]) == 2
+    _out, err = capsys.readouterr()
+    assert err.splitlines()[0] == "stack dev names a node's file another stack names too:"
+    assert "is named by stacks dev, ship07" in err

@@ -55,7 +55,9 @@ def _project(tmp_path: Path, server: SshServer, dead_port: int | None = None) ->
     nodes = [{"host": "127.0.0.1", "port": server.port, "user": server.user, "role": "server",
               "hostKey": server.host_public_key, "path": str(node_file)}]
     if dead_port is not None:
-        nodes.append({"host": "127.0.0.2", "port": dead_port, "role": "agent", "path": str(node_file)})
+        # a dead node still pins a key (the config requires one); any valid key line does
+        nodes.append({"host": "127.0.0.2", "port": dead_port, "role": "agent", "path": str(node_file),
+                      "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGYWdm7ptFCJ0sJYaY+nclh895DF084UCY8JeX9+wUDc"})
     stack["config"]["edge-registry:nodes"] = nodes
     (project / "Pulumi.site.yaml").write_text(yaml.safe_dump(stack))
     (tmp_path / "key").write_text(server.client_private_key)

@@ -153,3 +153,58 @@ def test_a_secret_leaf_in_an_invalid_chart_value_key_is_not_echoed() -> None:
     found = problems(with_(chartValues={"bad key!": "hunter2"}), {"chartValues"})
     assert any(p.startswith("edge-registry:chartValues:") for p in found)
     assert not any("hunter2" in p for p in found)
+
+
+#: (key, bad value with "hunter2" in it, the key the problem names) for keys that are not secret
+#: themselves, set with --secret: their messages would otherwise quote (part of) the value.
+SECRET_ON_PLAIN_KEYS: list[tuple[str, Any, str]] = [
+    ("syncSchedule", "hunter2 * * * *", "syncSchedule"),
+    ("syncSchedule", "5 hunter2 * * *", "syncSchedule"),
+    ("repositories", ["Hunter2"], "repositories"),
+    ("repositories", ["hunter2", "hunter2"], "repositories"),
+    ("notifications", ["hunter2"], "notifications"),
+    ("notifications", ["hunter2:pull"], "notifications"),
+    ("armEndpoint", "https://hunter2_x", "armEndpoint"),
+    ("armEndpoint", "https://example.com:99999hunter2", "armEndpoint"),
+    ("connectedRegistryName", "Hunter2ship", "connectedRegistryName"),
+    ("namespace", "Hunter2", "namespace"),
+    ("pullSecretNamespaces", ["Hunter2"], "pullSecretNamespaces"),
+    ("chartValues", {"hunter2 key!": "x"}, "chartValues"),
+    ("nodes", [{"host": "hunter2 x", "role": "server"}], "nodes[0].host"),
+    ("nodes", [{"host": "10.0.0.1", "role": "server", "hunter2": 1}], "nodes[0]"),
+    ("nodes", [{"host": "hunter2", "role": "server"}, {"host": "hunter2", "role": "agent"}], "nodes"),
+    ("chartVersion", "0.2.0-hunter2", "chartVersion"),
+    ("syncWindow", "hunter2", "syncWindow"),
+    ("registryName", "hunter2\n", "registryName"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "named"), SECRET_ON_PLAIN_KEYS,
+                         ids=[f"{k}={json.dumps(v)}" for k, v, _ in SECRET_ON_PLAIN_KEYS])
+def test_a_value_set_as_secret_never_appears_in_a_message_even_on_a_plain_key(key: str, value: Any, named: str) -> None:
+    found = problems(with_(**{key: value}), {key})
+    # Its own problem, besides the one that says the key cannot be a secret.
+    assert any(p.startswith(f"edge-registry:{named}") and "is set as a secret" not in p for p in found), found
+    assert "hunter2" not in "\n".join(found).lower(), found
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, v, _ in SECRET_ON_PLAIN_KEYS[:6]])
+def test_the_same_values_in_plain_config_are_shown(key: str, value: Any) -> None:
+    """So the test above is not vacuous: without --secret the messages quote the value."""
+    assert "hunter2" in "\n".join(problems(with_(**{key: value}), set())).lower()
+
+
+def test_another_key_s_message_does_not_quote_a_secret() -> None:
+    # passwordExpiryDays set with --secret: the rule on passwordRotateBeforeDays would quote it.
+    found = problems(with_(passwordExpiryDays="917", passwordRotateBeforeDays="918"), {"passwordExpiryDays"})
+    assert any(p.startswith("edge-registry:passwordRotateBeforeDays: 918 must be less than") for p in found), found
+    assert "917" not in "\n".join(found)
+    plain = problems(with_(passwordExpiryDays="917", passwordRotateBeforeDays="918"), set())
+    assert "917" in "\n".join(plain)
+
+
+def test_a_secret_nested_in_a_node_never_shows_in_its_problem() -> None:
+    nodes = [{"host": "10.0.0.1", "role": "server", "port": "hunter2", "user": "Hunter2"}]
+    found = problems(with_(nodes=nodes), {"nodes"})
+    assert {p.split(": ", 1)[0] for p in found} >= {"edge-registry:nodes[0].port", "edge-registry:nodes[0].user"}
+    assert "hunter2" not in "\n".join(found).lower()

@@ -587,6 +587,8 @@ def test_the_fleet_status_skips_examples_too(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     for name in ("dev", "ship01"):
         shutil.copy(stack_file(), tmp_path / f"Pulumi.{name}.yaml")
+    # Its own nodes for the copy: two stacks naming one node's file are refused.
+    (tmp_path / "Pulumi.ship01.yaml").write_text((tmp_path / "Pulumi.ship01.yaml").read_text().replace("192.0.2.", "198.51.100."))
     sites, invalid = read_declarations(tmp_path, {})
     assert sorted(s.stack for s in sites) == ["dev", "ship01"] and invalid == []
     (tmp_path / ".github").mkdir()

@@ -16,7 +16,14 @@ import croniter
 import isodate
 from pydantic import Field, SecretStr, field_validator
 
-from components.config.fields import ConfigBool, ConfigInt, ConfigModel, host_problem
+from components.config.fields import (
+    ConfigBool,
+    ConfigInt,
+    ConfigModel,
+    ValueEcho,
+    host_problem,
+    outer_whitespace,
+)
 
 #: ACR limits (docs/azure.md, "Limits").
 MAX_SCOPE_MAP_REPOSITORIES = 500
@@ -27,28 +34,30 @@ MAX_CONNECTED_REGISTRY_NAME = 50 - len("-client-scope-map")
 
 # OCI distribution spec: path components separated by "/", lower case.
 _REPO_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REPOSITORY_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*$")
+REPOSITORY_RE = re.compile(rf"{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*")
 # A pattern is a namespace followed by "/*" (ACR's own wildcard form).
-REPOSITORY_PATTERN_RE = re.compile(rf"^{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*/\*$")
+REPOSITORY_PATTERN_RE = re.compile(rf"{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*/\*")
 # Notifications (docs/config-rules.md, "Notifications"): `artifact:action`, where
 # artifact = name[:tag][@digest] and action = push | delete | *; `*` stands for a whole section.
 NOTIFICATION_ACTIONS = ("push", "delete", "*")
 NOTIFICATION_ARTIFACT_RE = re.compile(
-    rf"^(?P<name>\*|{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*(?:/\*)?)"
+    rf"(?P<name>\*|{_REPO_COMPONENT}(?:/{_REPO_COMPONENT})*(?:/\*)?)"
     r"(?::(?P<tag>\*|[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
-    r"(?:@(?P<digest>\*|[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}))?$"
+    r"(?:@(?P<digest>\*|[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}))?"
 )
 # Lower case: the az CLI refuses upper case, older runtimes fail to activate (docs/azure.md).
-CONNECTED_REGISTRY_NAME_RE = re.compile(r"^[a-z][a-z0-9]{4,49}$")
+CONNECTED_REGISTRY_NAME_RE = re.compile(r"[a-z][a-z0-9]{4,49}")
 #: An endpoint URL: scheme, host, optional port, nothing after the host but an optional "/".
-ARM_ENDPOINT_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/:?#@]+)(?::(?P<port>[0-9]+))?/?$")
+ARM_ENDPOINT_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/:?#@]+)(?::(?P<port>[0-9]+))?/?")
 CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12"),
                ("day-of-week", "0-7"))
-REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
-RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
+REGISTRY_NAME_RE = re.compile(r"[a-zA-Z0-9]{5,50}")
+RESOURCE_GROUP_RE = re.compile(r"[-\w._()]{0,89}[-\w_()]")
 
 
 def _duration(value: str, key_hint: str) -> timedelta:
+    if outer_whitespace(value):
+        raise ValueError(f"has leading or trailing whitespace (a newline?): expected a duration such as {key_hint}")
     try:
         parsed = isodate.parse_duration(value)
     except (isodate.ISO8601Error, ValueError, TypeError):
@@ -59,6 +68,11 @@ def _duration(value: str, key_hint: str) -> timedelta:
     return parsed
 
 
+def _entries(count: int) -> str:
+    """How many entries of a list are wrong, without quoting them: "an entry is", "3 entries are"."""
+    return "an entry is" if count == 1 else f"{count} entries are"
+
+
 def notification_problem(pattern: str) -> str | None:
     """What is wrong with one notification pattern (docs/config-rules.md, "Notifications"), or None."""
     artifact, sep, action = pattern.rpartition(":")
@@ -66,7 +80,7 @@ def notification_problem(pattern: str) -> str | None:
         return f"{pattern!r}: expected `artifact:action`, e.g. 'hello-world:1.0:push' or '*:*'"
     if action not in NOTIFICATION_ACTIONS:
         return f"{pattern!r}: the action {action!r} is not push, delete or *"
-    if not NOTIFICATION_ARTIFACT_RE.match(artifact):
+    if not NOTIFICATION_ARTIFACT_RE.fullmatch(artifact):
         return (f"{pattern!r}: the artifact {artifact!r} is not name[:tag][@digest] (name a lower-case repository, "
                 "`path/*` or `*`; tag or digest may be `*`)")
     return None
@@ -143,13 +157,11 @@ class AzureSettings(ConfigModel):
     def _cr_name(cls, value: str) -> str:
         if "-" in value:
             raise ValueError("hyphens are not allowed (ARM rejects them): use letters and digits only")
-        if not CONNECTED_REGISTRY_NAME_RE.match(value.lower()):
+        if not CONNECTED_REGISTRY_NAME_RE.fullmatch(value.lower()):
             raise ValueError("expected 5-50 letters and digits, starting with a letter")
         if value != value.lower():
-            raise ValueError(
-                f"must be lower case ({value.lower()!r}): the az CLI refuses upper case and connected "
-                "registry runtimes before 0.7.0 fail to activate with it"
-            )
+            why = ": the az CLI refuses upper case and connected registry runtimes before 0.7.0 fail to activate with it"
+            raise ValueEcho(f"must be lower case ({value.lower()!r}){why}", f"must be lower case{why}")
         if len(value) > MAX_CONNECTED_REGISTRY_NAME:
             raise ValueError(
                 f"at most {MAX_CONNECTED_REGISTRY_NAME} characters: the derived token and scope map "
@@ -160,28 +172,27 @@ class AzureSettings(ConfigModel):
     @field_validator("registry_name")
     @classmethod
     def _registry_name(cls, value: str) -> str:
-        if not REGISTRY_NAME_RE.match(value):
+        if not REGISTRY_NAME_RE.fullmatch(value):
             raise ValueError("expected 5-50 letters and digits")
         return value
 
     @field_validator("registry_resource_group")
     @classmethod
     def _rg(cls, value: str) -> str:
-        if not RESOURCE_GROUP_RE.match(value):
+        if not RESOURCE_GROUP_RE.fullmatch(value):
             raise ValueError("expected 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'")
         return value
 
     @field_validator("repositories", "client_repositories")
     @classmethod
     def _repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [r for r in value if not (REPOSITORY_RE.match(r) or REPOSITORY_PATTERN_RE.match(r))]
+        bad = [r for r in value if not (REPOSITORY_RE.fullmatch(r) or REPOSITORY_PATTERN_RE.fullmatch(r))]
         if bad:
-            raise ValueError(
-                f"not a repository name or `namespace/*` pattern (lower case, OCI grammar): {', '.join(map(repr, bad))}"
-            )
+            what = "not a repository name or `namespace/*` pattern (lower case, OCI grammar)"
+            raise ValueEcho(f"{what}: {', '.join(map(repr, bad))}", f"{_entries(len(bad))} {what}")
         dupes = sorted({r for r in value if value.count(r) > 1})
         if dupes:
-            raise ValueError(f"listed more than once: {', '.join(dupes)}")
+            raise ValueEcho(f"listed more than once: {', '.join(dupes)}", "an entry is listed more than once")
         return value
 
     @field_validator("repositories")
@@ -198,6 +209,9 @@ class AzureSettings(ConfigModel):
     @field_validator("sync_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
+        if outer_whitespace(value) or any(c.isspace() and c != " " for c in value):
+            raise ValueError("expected 5 cron fields separated by spaces, nothing around them (a newline?), "
+                             "such as '30 * * * *'")
         fields = value.split()
         if len(fields) != 5:
             raise ValueError(
@@ -208,8 +222,8 @@ class AzureSettings(ConfigModel):
             alone = ["*"] * 5
             alone[index] = fields[index]
             if not croniter.croniter.is_valid(" ".join(alone)):
-                raise ValueError(f"the {name} field {fields[index]!r} is out of range or malformed: expected {allowed}, "
-                                 "'*', a list, a range or a step")
+                expected = f"is out of range or malformed: expected {allowed}, '*', a list, a range or a step"
+                raise ValueEcho(f"the {name} field {fields[index]!r} {expected}", f"the {name} field {expected}")
         if not croniter.croniter.is_valid(value):
             raise ValueError("expected a 5-field cron expression such as '30 * * * *'")
         return value
@@ -235,10 +249,11 @@ class AzureSettings(ConfigModel):
     def _notifications(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         problems = [problem for pattern in value if (problem := notification_problem(pattern))]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueEcho("; ".join(problems), f"{_entries(len(problems))} not an `artifact:action` pattern "
+                            "(artifact name[:tag][@digest], action push, delete or *)")
         dupes = sorted({n for n in value if value.count(n) > 1})
         if dupes:
-            raise ValueError(f"listed more than once: {', '.join(dupes)}")
+            raise ValueEcho(f"listed more than once: {', '.join(dupes)}", "an entry is listed more than once")
         return value
 
     @field_validator("adopt_sync_password", "adopt_client_password")
@@ -253,14 +268,16 @@ class AzureSettings(ConfigModel):
     @field_validator("arm_endpoint")
     @classmethod
     def _arm(cls, value: str) -> str:
-        url = ARM_ENDPOINT_RE.match(value)
+        url = ARM_ENDPOINT_RE.fullmatch(value)
         if not url or url["scheme"] != "https":
             raise ValueError("expected an https URL such as https://management.azure.com (scheme and host only)")
         problem = host_problem(url["host"])
         if problem:
-            raise ValueError(f"the host {url['host']!r} {problem.replace('expected', 'is not')}")
-        if url["port"] is not None and not 1 <= int(url["port"]) <= 65535:
-            raise ValueError(f"the port {url['port']} is out of range: expected 1-65535")
+            what = problem.replace("expected", "is not")
+            raise ValueEcho(f"the host {url['host']!r} {what}", f"the host {what}")
+        if url["port"] is not None and not (len(url["port"]) <= 5 and 1 <= int(url["port"]) <= 65535):
+            raise ValueEcho(f"the port {url['port']} is out of range: expected 1-65535",
+                            "the port is out of range: expected 1-65535")
         return value.rstrip("/")
 
     # --- derived values ---

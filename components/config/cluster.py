@@ -13,7 +13,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, field_validator
 
-from components.config.fields import ConfigBool, ConfigInt, ConfigModel, OptionalName, is_placeholder
+from components.config.fields import (
+    ConfigBool,
+    ConfigInt,
+    ConfigModel,
+    OptionalName,
+    OptionalTrimmedName,
+    ValueEcho,
+    is_placeholder,
+)
 
 #: The values the program sets on the Helm chart itself; ``chartValues`` may not override them.
 MANAGED_CHART_VALUES = frozenset(
@@ -21,11 +29,11 @@ MANAGED_CHART_VALUES = frozenset(
      "pvc.storageRequest", "service.clusterIP", "tls.crt", "tls.key"}
 )
 
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-HELM_RELEASE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
-SEMVER_RE = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-QUANTITY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+HELM_RELEASE_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?")
+SEMVER_RE = re.compile(r"v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
+QUANTITY_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
 
 #: The first connected-registry chart that takes ``service.clusterIP`` (docs/config-rules.md, "Values").
 FIRST_CHART_WITH_CLUSTER_IP = "0.3.0"
@@ -34,7 +42,7 @@ FIRST_CHART_WITH_CLUSTER_IP = "0.3.0"
 def chart_release(version: Any) -> tuple[int, int, int, int] | None:
     """A chart version's place in semver order (:func:`_semver_order`); None when it is not a
     semantic version (that is its own problem)."""
-    if not isinstance(version, str) or not SEMVER_RE.match(version):
+    if not isinstance(version, str) or not SEMVER_RE.fullmatch(version):
         return None
     return _semver_order(version)
 
@@ -67,9 +75,10 @@ def _dotted_paths(value: Mapping[str, Any], prefix: str = "", leaves_only: bool 
 def _namespace_names(value: Any) -> Any:
     """Check one namespace name or a tuple of them (the install's, the pull secrets')."""
     names = value if isinstance(value, tuple) else (value,)
-    bad = [n for n in names if not DNS_LABEL_RE.match(n)]
+    bad = [n for n in names if not DNS_LABEL_RE.fullmatch(n)]
     if bad:
-        raise ValueError(f"not a Kubernetes namespace name (DNS label): {', '.join(map(repr, bad))}")
+        what = "not a Kubernetes namespace name (DNS label)"
+        raise ValueEcho(f"{what}: {', '.join(map(repr, bad))}", what)
     return value
 
 
@@ -77,8 +86,8 @@ class ClusterSettings(ConfigModel):
     """The cluster and the Helm chart (a part of :class:`~components.config.site.SiteConfig`)."""
 
     kubeconfig: SecretStr | None = Field(None, description="Kubeconfig content (set it with --secret), or use kubeconfigPath.")
-    kubeconfig_path: OptionalName = Field(None, alias="kubeconfigPath", description="Path of a kubeconfig file on the machine running pulumi.")
-    kube_context: OptionalName = Field(None, alias="kubeContext", description="Kubeconfig context (unset: the current context).")
+    kubeconfig_path: OptionalTrimmedName = Field(None, alias="kubeconfigPath", description="Path of a kubeconfig file on the machine running pulumi.")
+    kube_context: OptionalTrimmedName = Field(None, alias="kubeContext", description="Kubeconfig context (unset: the current context).")
     namespace: str = Field("connected-registry", description="Namespace of the on-prem install (adopted if it exists).")
     release_name: str = Field("connected-registry", alias="releaseName", description="Helm release name.")
     chart_version: str = Field(
@@ -132,35 +141,35 @@ class ClusterSettings(ConfigModel):
     @field_validator("release_name")
     @classmethod
     def _release(cls, value: str) -> str:
-        if not HELM_RELEASE_RE.match(value):
+        if not HELM_RELEASE_RE.fullmatch(value):
             raise ValueError("expected a Helm release name: lower-case letters, digits and '-', at most 53")
         return value
 
     @field_validator("service_name")
     @classmethod
     def _service_name(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL_RE.match(value):
+        if value is not None and not DNS_LABEL_RE.fullmatch(value):
             raise ValueError("expected a Kubernetes Service name (DNS label)")
         return value
 
     @field_validator("chart_version")
     @classmethod
     def _chart_version(cls, value: str) -> str:
-        if not SEMVER_RE.match(value):
+        if not SEMVER_RE.fullmatch(value):
             raise ValueError("expected a semantic version such as 0.3.0")
         return value
 
     @field_validator("storage_request")
     @classmethod
     def _quantity(cls, value: str) -> str:
-        if not QUANTITY_RE.match(value) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
+        if not QUANTITY_RE.fullmatch(value) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
             raise ValueError("expected a positive Kubernetes quantity such as 20Gi")
         return value
 
     @field_validator("storage_class_name")
     @classmethod
     def _storage_class(cls, value: str) -> str:
-        if not DNS_SUBDOMAIN_RE.match(value):
+        if not DNS_SUBDOMAIN_RE.fullmatch(value):
             raise ValueError("expected a StorageClass name (DNS subdomain)")
         return value
 
@@ -170,9 +179,12 @@ class ClusterSettings(ConfigModel):
         if value is None:
             return value
         try:
-            return str(ipaddress.ip_address(value))
+            address = ipaddress.ip_address(value)
         except ValueError:
-            raise ValueError("expected an IPv4 or IPv6 address from the cluster's service CIDR") from None
+            address = None
+        if address is None or "%" in value:
+            raise ValueError("expected an IPv4 or IPv6 address from the cluster's service CIDR")
+        return str(address)
 
     @field_validator("chart_values")
     @classmethod
@@ -182,9 +194,10 @@ class ClusterSettings(ConfigModel):
             raise ValueError(
                 f"sets values the program manages ({', '.join(managed)}): use the dedicated config keys"
             )
-        bad = sorted(k for k in _dotted_paths(value, leaves_only=False) if not re.match(r"^[A-Za-z0-9_.-]+$", k))
+        bad = sorted(k for k in _dotted_paths(value, leaves_only=False) if not re.fullmatch(r"[A-Za-z0-9_.-]+", k))
         if bad:
-            raise ValueError(f"keys must be letters, digits, '_' or '-': {', '.join(bad)}")
+            what = "keys must be letters, digits, '_', '.' or '-'"
+            raise ValueEcho(f"{what}: {', '.join(map(repr, bad))}", what)
         return value
 
     # --- derived values ---
@@ -224,6 +237,6 @@ class PullSecretSettings(ConfigModel):
     @field_validator("pull_secret_name")
     @classmethod
     def _secret_name(cls, value: str) -> str:
-        if not DNS_SUBDOMAIN_RE.match(value):
+        if not DNS_SUBDOMAIN_RE.fullmatch(value):
             raise ValueError("expected a Kubernetes object name (DNS subdomain)")
         return value

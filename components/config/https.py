@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from components import tls
-from components.config.fields import ConfigModel, int_or_none, is_placeholder, truthy
+from components.config.fields import ConfigInt, ConfigModel, int_or_none, is_placeholder, truthy
 
 #: The keys of brought TLS material: field name -> config key.
 TLS_MATERIAL_KEYS = {"tls_ca_certificate": "tlsCaCertificate", "tls_ca_key": "tlsCaKey",
@@ -24,11 +24,11 @@ TLS_MATERIAL_KEYS = {"tls_ca_certificate": "tlsCaCertificate", "tls_ca_key": "tl
 class HttpsSettings(ConfigModel):
     """Certificates for https (a part of :class:`~components.config.site.SiteConfig`)."""
 
-    certificate_validity_days: int = Field(
+    certificate_validity_days: ConfigInt = Field(
         365, alias="certificateValidityDays", ge=1, le=3650,
         description="Lifetime of the registry's issued server certificate.",
     )
-    certificate_renew_before_days: int = Field(
+    certificate_renew_before_days: ConfigInt = Field(
         30, alias="certificateRenewBeforeDays", ge=0,
         description="Renew the issued server certificate (and the site CA) this many days before it expires.",
     )

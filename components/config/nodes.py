@@ -5,18 +5,18 @@ them over SSH (key or agent, the account previews read as) and what their mirror
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from components.config.fields import ConfigBool, ConfigInt, ConfigModel, OptionalName, host_problem, is_placeholder
 
-UNIT_RE = re.compile(r"^(k3s|k3s-agent|k3s-[A-Za-z0-9_.-]+|rke2-server|rke2-agent)$")
-ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]+$")
+UNIT_RE = re.compile(r"(k3s|k3s-agent|k3s-[A-Za-z0-9_.-]+|rke2-server|rke2-agent)")
+ABS_PATH_RE = re.compile(r"/[A-Za-z0-9._/-]+")
 HOST_KEY_RE = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$"
+    r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?"
 )
-POSIX_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+POSIX_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 
 class NodeConfig(ConfigModel):
@@ -31,7 +31,11 @@ class NodeConfig(ConfigModel):
         "/etc/rancher/k3s/registries.yaml",
         description="registries.yaml path (RKE2: /etc/rancher/rke2/registries.yaml).",
     )
-    host_key: OptionalName = Field(None, alias="hostKey", description="Pinned SSH host public key.")
+    host_key: OptionalName = Field(
+        None, alias="hostKey",
+        description="Pinned SSH host public key (`ssh-ed25519 AAAA…` or ECDSA), the only key the read and the write "
+        "accept; required unless `gone` (get it with `python -m components host-key <site> --node <host>`).",
+    )
     gone: ConfigBool = Field(False, description="The node no longer exists: never contact it again.")
 
     @field_validator("host")
@@ -45,28 +49,33 @@ class NodeConfig(ConfigModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        if not POSIX_USER_RE.match(value):
+        if not POSIX_USER_RE.fullmatch(value):
             raise ValueError("expected a POSIX user name")
         return value
 
     @field_validator("unit")
     @classmethod
     def _unit(cls, value: str | None) -> str | None:
-        if value is not None and not UNIT_RE.match(value):
+        if value is not None and not UNIT_RE.fullmatch(value):
             raise ValueError("expected k3s, k3s-agent, k3s-<name>, rke2-server or rke2-agent")
         return value
 
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not ABS_PATH_RE.match(value) or "/../" in value or not value.endswith((".yaml", ".yml")):
+        if not ABS_PATH_RE.fullmatch(value) or "/../" in value or not value.endswith((".yaml", ".yml")):
             raise ValueError("expected an absolute path to a .yaml file")
+        parts = value.split("/")[1:]
+        if "" in parts or "." in parts or ".." in parts:
+            # The node scripts refuse them too (components/nodes/paths.py): the record and the
+            # lock beside the file must have one name.
+            raise ValueError("expected the file's canonical path: no '//', '/./' or '/../'")
         return value
 
     @field_validator("host_key")
     @classmethod
     def _host_key(cls, value: str | None) -> str | None:
-        if value is not None and not HOST_KEY_RE.match(value.strip()):
+        if value is not None and not HOST_KEY_RE.fullmatch(value.strip()):
             raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA…'")
         if value is not None and value.strip().startswith("ssh-rsa "):
             # pulumi-command offers only the pinned key's algorithm; for ssh-rsa that is SHA-1
@@ -115,7 +124,7 @@ class NodeSettings(ConfigModel):
     @field_validator("preview_node_user")
     @classmethod
     def _preview_node_user(cls, value: str | None) -> str | None:
-        if value is not None and not POSIX_USER_RE.match(value):
+        if value is not None and not POSIX_USER_RE.fullmatch(value):
             raise ValueError("expected a POSIX user name")
         return value
 
@@ -125,8 +134,47 @@ class NodeSettings(ConfigModel):
         if value is None or is_placeholder(value.get_secret_value()):
             return value
         text = value.get_secret_value().strip()
-        if not re.match(r"^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----", text) or "-----END" not in text:
+        if not re.fullmatch(r"-----BEGIN ([A-Z]+ )?PRIVATE KEY-----.*-----END.*", text, re.DOTALL):
             raise ValueError("is not a PEM/OpenSSH private key (value not shown: it is a secret)")
         if "ENCRYPTED" in text or "Proc-Type: 4,ENCRYPTED" in text:
             raise ValueError("is passphrase-protected; pulumi-command needs an unencrypted key (value not shown)")
         return value
+
+
+#: How an operator gets a node's host key; the config rule's message points at it.
+HOST_KEY_HOW = (
+    "scan it with `python -m components host-key <site> --node {host}`, compare the fingerprint it prints "
+    "with the node's console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) and confirm"
+)
+
+
+def host_key_problems(nodes: object) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every node that is not ``gone`` pins its SSH host key (issue 20): without ``hostKey`` whoever
+    answers on the node's address would get the client token's password. On validated nodes or
+    raw ones, as :func:`~components.config.site.cross_field_problems` gives problems; a node
+    whose ``gone`` is not a boolean has that problem of its own, so none is added for it."""
+    problems: list[tuple[str, str, tuple[str, ...]]] = []
+    if not isinstance(nodes, (list, tuple)):
+        return problems
+    for index, node in enumerate(nodes):
+        gone: Any
+        host_key: Any
+        host: Any
+        if isinstance(node, NodeConfig):
+            gone, host_key, host = node.gone, node.host_key, node.host
+        elif isinstance(node, dict):
+            gone, host_key, host = node.get("gone", False), node.get("hostKey"), node.get("host")
+        else:
+            continue
+        if isinstance(gone, str) and gone.lower() in ("true", "false"):
+            gone = gone.lower() == "true"
+        if not isinstance(gone, bool) or gone or host_key is not None:
+            continue
+        shown = host if isinstance(host, str) and host_problem(host) is None else "HOST"
+        problems.append((
+            f"nodes[{index}].hostKey",
+            "required for every node that is not gone: without a pinned host key SSH trusts whoever answers on "
+            "the node's address with the node's credentials; " + HOST_KEY_HOW.format(host=shown),
+            ("nodes",),
+        ))
+    return problems

@@ -32,7 +32,7 @@ from components.config.cluster import (
 )
 from components.config.fields import ConfigBool, ConfigModel, int_or_none, truthy
 from components.config.https import HttpsSettings, https_problems
-from components.config.nodes import NodeConfig, NodeSettings
+from components.config.nodes import NodeConfig, NodeSettings, host_key_problems
 
 
 class OperationSettings(ConfigModel):
@@ -98,15 +98,19 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str, tupl
         problems.append(("kubeconfig", "set either kubeconfig (secret) or kubeconfigPath, not both", kube_keys))
     if not has_content and not has_path:
         problems.append(("kubeconfig", "required: set kubeconfig (secret) or kubeconfigPath", kube_keys))
-    nodes = [n for n in values.get("nodes") or () if isinstance(n, (dict, NodeConfig))]
+    # Raw values may be of any type (`nodes: 5`): only a list's mappings are nodes here; the rest
+    # is the key's own problem.
+    given = values.get("nodes")
+    nodes = [n for n in given if isinstance(n, (dict, NodeConfig))] if isinstance(given, (list, tuple)) else []
 
     def field(node: Any, name: str) -> Any:
         return getattr(node, name, None) if isinstance(node, NodeConfig) else node.get(name)
 
-    hosts = [field(n, "host") for n in nodes]
-    dupes = sorted({str(h) for h in hosts if h is not None and hosts.count(h) > 1})
+    hosts = [h for h in (field(n, "host") for n in nodes) if isinstance(h, str)]
+    dupes = sorted({h for h in hosts if hosts.count(h) > 1})
     if dupes:
         problems.append(("nodes", f"duplicate host(s): {', '.join(dupes)}", ("nodes",)))
+    problems += host_key_problems(given)
     agent = truthy(values.get("ssh_agent"))
     if any(not truthy(field(n, "gone")) for n in nodes) and values.get("ssh_private_key") is None and not agent:
         problems.append(

@@ -1,6 +1,7 @@
 """Fleet status: which sites are offline, stale, unactivated or about to lose a password.
 
     python -m components fleet status [--project-dir DIR] [--stale-after N] [--json] [--html FILE]
+                                      [--allow-arm-endpoint HOST[:PORT] ...]
 
 Reads every ``Pulumi.<site>.yaml`` of the project, groups the sites by parent registry, reads
 each registry's connected registries and tokens with one paged ARM list each
@@ -9,11 +10,15 @@ report (``components.fleet.report``): a table (colored on a TTY) or ``--json``, 
 ``--html FILE`` a self-contained page. Progress goes to stderr.
 
 Credentials: ``EDGE_REGISTRY_ARM_TOKEN`` (a bearer token) when set, else
-``DefaultAzureCredential``. ARM endpoint: each stack's ``armEndpoint``. To trust a private CA
-(a TLS-inspecting proxy, the tests' local ARM) set ``REQUESTS_CA_BUNDLE``.
+``DefaultAzureCredential``. ARM endpoint: each stack's ``armEndpoint``; the bearer token goes
+only to Azure's ARM endpoints and loopback, and to hosts named with ``--allow-arm-endpoint``
+(``components.fleet.endpoints``): a registry elsewhere is reported unreadable, never asked.
+To trust a private CA (a TLS-inspecting proxy, the tests' local ARM) set ``REQUESTS_CA_BUNDLE``.
 
-Exit codes: 0 nothing flagged; 1 a site is flagged, a registry could not be read or a stack
-file is invalid; 2 usage error (no project, no stack files or only examples, bad option).
+Exit codes: 0 nothing flagged; 1 a site is flagged, a registry could not be read (or was not
+asked) or a stack file is invalid (each broken stack is one entry of the report, and the
+others are still checked); 2 usage error (no project, no stack files or only examples, bad
+option).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from components.azure.credentials import credential_from_environment
+from components.azure.credentials import ARM_TOKEN_ENV, credential_from_environment
+from components.fleet.endpoints import FLAG as ALLOW_FLAG
+from components.fleet.endpoints import EndpointPolicy, parse_allowed
 from components.fleet.listing import DEFAULT_MAX_RETRY_WAIT, FleetListingClient
 from components.fleet.model import RegistryRef
 from components.fleet.report import render_html, render_json, render_table
@@ -84,6 +91,13 @@ def _wait(text: str) -> float:
     return value
 
 
+def _allowed_endpoint(text: str) -> str:
+    try:
+        return parse_allowed(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     top = argparse.ArgumentParser(prog="python -m components fleet", description=__doc__.split("\n\n")[0])
@@ -100,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
                         help="color the table (default: when stdout is a TTY)")
     status.add_argument("--max-retry-wait", type=_wait, default=DEFAULT_MAX_RETRY_WAIT, metavar="SECONDS",
                         help=f"longest wait for one Retry-After of a throttled request (default {DEFAULT_MAX_RETRY_WAIT:g})")
+    status.add_argument(ALLOW_FLAG, dest="allow_arm_endpoint", type=_allowed_endpoint, action="append", default=[],
+                        metavar="HOST[:PORT]",
+                        help=f"also send {ARM_TOKEN_ENV} to this ARM endpoint (repeatable; by default only Azure's "
+                             "ARM endpoints and loopback get it)")
     return top
 
 
@@ -131,7 +149,10 @@ def status(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     progress = ListingProgress(stderr, enabled=not args.no_progress)
     listings = []
     if registries:
-        with FleetListingClient(credential_from_environment(os.environ), max_retry_wait=args.max_retry_wait) as client:
+        # The bearer token is good at ARM wherever it is sent: only to the endpoints allowed.
+        guard = EndpointPolicy(frozenset(args.allow_arm_endpoint)) if os.environ.get(ARM_TOKEN_ENV, "").strip() else None
+        with FleetListingClient(credential_from_environment(os.environ), max_retry_wait=args.max_retry_wait,
+                                endpoint_policy=guard) as client:
             for index, registry in enumerate(registries, 1):
                 progress.registry(index, len(registries), registry)
                 listings.append(client.list_registry(registry, progress.page))

@@ -5,7 +5,10 @@ It uses the program's ARM rules (``components.azure.arm``): the stack's ``armEnd
 the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-version.
 
 * **Credentials** (components/azure/credentials.py): a bearer token from ``EDGE_REGISTRY_ARM_TOKEN`` when it is set (air-gapped
-  operator machines, tests), else azure-identity's ``DefaultAzureCredential``.
+  operator machines, tests), else azure-identity's ``DefaultAzureCredential``. With an
+  :class:`~components.fleet.endpoints.EndpointPolicy` (the command passes one for the bearer
+  token) a registry at an endpoint it refuses is a line of the report, never asked, and every
+  request is checked again before the token is attached (:class:`GuardedAuthenticationPolicy`).
 * **Paging**: the SDK's ``ItemPaged`` follows ``nextLink``; pages are counted for the progress.
 * **Throttling**: azure-core's retry policy retries 429 (and 5xx) honouring ``Retry-After``;
   :class:`BoundedRetryPolicy` caps each wait so a huge ``Retry-After`` cannot hang a daily job.
@@ -25,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 # azure-core's retry policy is the base class below; the SDK client (azure-mgmt-containerregistry,
 # its models) and azure-identity are imported where they are used.
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
 
 from components.azure.arm import API_VERSION, credential_scope_for
+from components.fleet.endpoints import EndpointPolicy
 from components.fleet.model import (
     ObservedConnectedRegistry,
     RegistryListing,
@@ -67,10 +72,34 @@ class BoundedRetryPolicy(RetryPolicy):
         return None if wait is None else min(wait, self.max_wait)
 
 
+class EndpointRefused(ClientAuthenticationError):
+    """The token is not sent to this URL (:class:`~components.fleet.endpoints.EndpointPolicy`).
+    An authentication error, so azure-core's retry policy does not retry it."""
+
+
+class GuardedAuthenticationPolicy(BearerTokenCredentialPolicy):
+    """azure-core's bearer-token policy that first checks each request's URL (the base URL, a
+    ``nextLink``, a redirect's target) against an :class:`EndpointPolicy`. It takes the place of
+    the SDK's ARM policy, whose only addition is answering a claims challenge (continuous access
+    evaluation), which a static token cannot do anyway."""
+
+    def __init__(self, credential: TokenCredential, *scopes: str, endpoint_policy: EndpointPolicy, **kwargs: Any) -> None:
+        super().__init__(credential, *scopes, **kwargs)
+        self._endpoint_policy = endpoint_policy
+
+    def on_request(self, request: Any) -> None:
+        refusal = self._endpoint_policy.refusal(request.http_request.url)
+        if refusal is not None:
+            raise EndpointRefused(refusal)
+        super().on_request(request)
+
+
 class FleetListingClient:
     """Lists connected registries and tokens per parent registry. Use as a context manager.
 
     :param credential: any azure-core ``TokenCredential``.
+    :param endpoint_policy: where ``credential``'s token may go; None: anywhere (a credential
+        that asks Entra ID for each endpoint's own audience).
     :param max_retry_wait: cap on one ``Retry-After`` wait, seconds.
     :param retry_total: azure-core's ``retry_total``: tries per request on 429 and 5xx.
     :param client_kwargs: passed to the SDK client and its transport (e.g. ``connection_verify``).
@@ -82,9 +111,11 @@ class FleetListingClient:
         *,
         max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
         retry_total: int = DEFAULT_RETRY_TOTAL,
+        endpoint_policy: EndpointPolicy | None = None,
         **client_kwargs: Any,
     ) -> None:
         self._credential = credential
+        self._endpoint_policy = endpoint_policy
         self._max_retry_wait = max_retry_wait
         self._retry_total = retry_total
         self._client_kwargs = client_kwargs
@@ -103,15 +134,22 @@ class FleetListingClient:
 
         key = (registry.arm_endpoint, registry.subscription_id)
         if key not in self._clients:
+            scope = credential_scope_for(registry.arm_endpoint)
+            guard: dict[str, Any] = {}
+            if self._endpoint_policy is not None:
+                guard["authentication_policy"] = GuardedAuthenticationPolicy(
+                    self._credential, scope, endpoint_policy=self._endpoint_policy
+                )
             self._clients[key] = ContainerRegistryManagementClient(
                 self._credential,
                 registry.subscription_id,
                 base_url=registry.arm_endpoint,
                 api_version=API_VERSION,
-                credential_scopes=[credential_scope_for(registry.arm_endpoint)],
+                credential_scopes=[scope],
                 retry_policy=BoundedRetryPolicy(
                     self._max_retry_wait, retry_total=self._retry_total, **self._client_kwargs
                 ),
+                **guard,
                 **self._client_kwargs,
             )
         return self._clients[key]
@@ -121,6 +159,8 @@ class FleetListingClient:
         from azure.core.exceptions import AzureError
 
         notify = on_page or (lambda *_: None)
+        if self._endpoint_policy is not None and (refusal := self._endpoint_policy.refusal(registry.arm_endpoint)):
+            return RegistryListing(registry, error=f"not asked: {refusal}")
         try:
             client = self._client(registry)
             connected: list[ObservedConnectedRegistry] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from components.azure.rotation import SlotStatus
 
@@ -40,6 +41,8 @@ class SiteDeclaration:
     sync_schedule: str
     sync_window: timedelta
     rotate_before: timedelta
+    nodes: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    """The site's nodes (components/config/nodes.py), to refuse two stacks naming one node's file."""
 
 
 @dataclass(frozen=True)

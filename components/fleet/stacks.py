@@ -1,10 +1,12 @@
 """The sites the repository declares: every ``Pulumi.<site>.yaml``, read as ``pulumi up`` would.
 
 The stack files are loaded and validated by the same code the offline renderer and the program
-use (``components.config.stack_files.load_stack_config``, ``components.config.loading.load_site_config``), so a
-stack the fleet status reads is one the program would deploy. A stack file that does not
-validate is reported with one line per problem, each naming its key; it does not stop the
-other sites from being checked.
+use (``components.config.stack_files.load_stack_site_config``: ``Pulumi.yaml`` merged with the stack
+file, validated by ``components.config.loading.load_site_config`` with the stack's secret keys
+and its other namespaces' key names), so a stack the fleet status reads is one the program
+would deploy. A stack file that cannot be read or does not validate is reported as invalid,
+with one line per problem, each naming its key (or the file); it does not stop the other sites
+from being checked, whatever went wrong with it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import isodate
 
-from components.config.fields import PROJECT, ConfigError
-from components.config.loading import load_site_config
+from components.nodes.paths import duplicate_node_paths
 from components.config.examples import example_stacks
+from components.config.fields import ConfigError
 from components.fleet.model import RegistryRef, SiteDeclaration
 from components.fleet.verdicts import InvalidStack
 from components.config import stack_files
@@ -43,7 +45,22 @@ def read_declarations(
         try:
             sites.append(read_declaration(project_dir, stack, env))
         except ConfigError as error:
-            invalid.append(InvalidStack(stack, tuple(error.problems)))
+            # The report names the file on every line: a problem with the file as a whole
+            # ("not valid YAML") says it only once.
+            own = f"Pulumi.{stack}.yaml: "
+            invalid.append(InvalidStack(stack, tuple(p.removeprefix(own) for p in error.problems)))
+        except Exception as error:  # noqa: BLE001 - one stack file must not hide the rest of the fleet
+            # Not expected (the config code turns bad input into ConfigError); still only this
+            # stack is broken. The type and first line, no traceback: the file holds no secrets
+            # in clear (secure values are ciphertext), and the line is for an operator.
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            invalid.append(InvalidStack(stack, (f"could not be read: {type(error).__name__}: {first}",)))
+    # Two stacks naming one node's file would undo each other's entries (docs/nodes.md): both
+    # are reported broken, with the node and the path.
+    nodes = {site.stack: site.nodes for site in sites}
+    clashing = {site.stack: duplicate_node_paths(nodes, stack=site.stack) for site in sites}
+    invalid += [InvalidStack(stack, tuple(lines)) for stack, lines in clashing.items() if lines]
+    sites = [site for site in sites if not clashing[site.stack]]
     return sites, invalid
 
 
@@ -55,9 +72,7 @@ def example_stack_files(project_dir: Path) -> list[str]:
 
 def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) -> SiteDeclaration:
     """One stack's site. :raises ConfigError: one line per problem, naming the key."""
-    config, _secret_keys, _notes = stack_files.load_stack_config(project_dir, stack)
-    prefix = f"{PROJECT}:"
-    site = load_site_config({k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)})
+    site, config = stack_files.load_stack_site_config(project_dir, stack)
     subscription = config.get(SUBSCRIPTION_KEY) or next((environ[e] for e in SUBSCRIPTION_ENV if environ.get(e)), "")
     if not subscription:
         raise ConfigError([
@@ -79,4 +94,5 @@ def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) 
         sync_schedule=site.sync_schedule,
         sync_window=window,
         rotate_before=timedelta(days=site.password_rotate_before_days),
+        nodes=tuple(site.nodes),
     )

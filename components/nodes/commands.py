@@ -2,7 +2,9 @@
 
 The script text travels inside the command line (``/bin/sh -c SCRIPT ARGV0 ARGS…``); no data
 or credential ever does (pulumi-command prints the command on failure, see docs/nodes.md): the
-apply payload goes on stdin. A user other than root runs the scripts through ``sudo -n``.
+apply payload goes on stdin. A user other than root runs the scripts through ``sudo -n``. Every
+script is ``common.sh`` (helpers) and ``guard.sh`` (what root may trust, the file's lock) followed
+by its own text.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _script(name: str) -> str:
 
 def _node_command(script: str, argv0: str, args: Sequence[str], user: str) -> str:
     """``/bin/sh -c SCRIPT ARGV0 ARGS…``, through ``sudo -n`` unless the user is root."""
-    program = _script("common.sh") + "\n" + _script(script)
+    program = "\n".join([_script("common.sh"), _script("guard.sh"), _script(script)])
     command = " ".join(["/bin/sh", "-c", shlex.quote(program), argv0, *map(shlex.quote, args)])
     if user == "root":
         return command
@@ -40,11 +42,24 @@ def read_command(path: str, user: str) -> str:
     return _node_command("read.sh", "edge-registry-read", [path], user)
 
 
-def apply_command(path: str, unit: str, service_manager: str, wait_seconds: int, user: str) -> str:
-    """Runs scripts/apply.sh; the payload (components/nodes/payload.py) on stdin."""
-    return _node_command("apply.sh", "edge-registry-apply", [path, unit, service_manager, str(wait_seconds)], user)
+def _write_args(path: str, unit: str, service_manager: str, wait_seconds: int, lock_wait_seconds: int | None) -> list[str]:
+    lock = [] if lock_wait_seconds is None else [str(lock_wait_seconds)]
+    return [path, unit, service_manager, str(wait_seconds), *lock]
 
 
-def destroy_command(path: str, unit: str, service_manager: str, wait_seconds: int, user: str) -> str:
-    """Runs scripts/destroy.sh (from Pulumi's stored state, on delete)."""
-    return _node_command("destroy.sh", "edge-registry-destroy", [path, unit, service_manager, str(wait_seconds)], user)
+def apply_command(
+    path: str, unit: str, service_manager: str, wait_seconds: int, user: str, lock_wait_seconds: int | None = None
+) -> str:
+    """Runs scripts/apply.sh; the payload (components/nodes/payload.py) on stdin. It waits for the
+    file's lock at most ``lock_wait_seconds`` (default: twice ``wait_seconds`` and a minute, what
+    another run holding it may take to restart the unit and to roll back)."""
+    args = _write_args(path, unit, service_manager, wait_seconds, lock_wait_seconds)
+    return _node_command("apply.sh", "edge-registry-apply", args, user)
+
+
+def destroy_command(
+    path: str, unit: str, service_manager: str, wait_seconds: int, user: str, lock_wait_seconds: int | None = None
+) -> str:
+    """Runs scripts/destroy.sh (from Pulumi's stored state, on delete), under the file's lock too."""
+    args = _write_args(path, unit, service_manager, wait_seconds, lock_wait_seconds)
+    return _node_command("destroy.sh", "edge-registry-destroy", args, user)

@@ -3,10 +3,11 @@
 One ``pulumi_command.remote.Command`` per node, ``<name>-apply``. Its ``stdin`` (a secret) is
 the payload computed while the program runs from what the site read on the node
 (components/nodes/read.py) and the endpoint (components/nodes/plan.py,
-components/nodes/payload.py). ``scripts/apply.sh`` installs it: checksum check → pristine
-original kept once → backup → atomic rename → restart only on change → wait → roll back on
-failure. Its ``delete`` (``scripts/destroy.sh``) runs from stored state and puts back the
-bytes the node had before. A converged node gives the same payload again, so a preview of an
+components/nodes/payload.py). ``scripts/apply.sh`` installs it, holding the file's lock
+(``scripts/guard.sh``: the record beside the file and the directories above it checked first):
+checksum check → pristine original kept once → backup → atomic rename → restart only on change
+→ wait → roll back on failure. Its ``delete`` (``scripts/destroy.sh``) runs from stored state,
+under the same lock, and puts back the bytes, owner and mode the node had before. A converged node gives the same payload again, so a preview of an
 unchanged site shows no change; the component logs per node what the write does (unchanged, or
 which keys change and that k3s restarts) as a diagnostic on itself, also in a preview that
 cannot see the endpoint, the CA or the credentials yet (planned with placeholders, and saying
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import pulumi
 from pulumi_command import remote
 
+from components.nodes import paths
 from components.nodes.commands import apply_command as _apply_command
 from components.nodes.commands import destroy_command as _destroy_command
 from components.nodes.commands import read_command as _read_command
@@ -44,6 +46,8 @@ __all__ = [
     "NodeMirrorArgs",
     "NodeMirrorError",
     "apply_command",
+    "command_timeout_seconds",
+    "custom_timeouts",
     "destroy_command",
     "node_target",
     "read_command",
@@ -54,6 +58,24 @@ __all__ = [
 #: defaults, 10 × 15 s, make a dead node cost minutes). Also used by destroy (stored state).
 DIAL_ERROR_LIMIT = 3
 PER_DIAL_TIMEOUT = 5
+
+
+def command_timeout_seconds(restart_timeout_seconds: int) -> int:
+    """How long the engine lets one node's ``-apply`` (create, update or delete) run: its
+    ``customTimeouts``. The script bounds itself by ``restart_timeout_seconds`` (W): it waits for
+    the file's lock at most 2W + 60 s, then restarts the unit (OpenRC's restart: at most W) and
+    waits at most W for it, and when it does not come back restores the previous file and does
+    both again: 6W + 60 s at worst. Add the dials (``DIAL_ERROR_LIMIT`` × ``PER_DIAL_TIMEOUT``)
+    and a minute of margin, so the script's own rollback always ends first and reports why."""
+    return 6 * restart_timeout_seconds + 60 + DIAL_ERROR_LIMIT * PER_DIAL_TIMEOUT + 60
+
+
+def custom_timeouts(restart_timeout_seconds: int) -> pulumi.CustomTimeouts:
+    """The ``customTimeouts`` of a node's ``-apply`` (:func:`command_timeout_seconds`)."""
+    limit = f"{command_timeout_seconds(restart_timeout_seconds)}s"
+    return pulumi.CustomTimeouts(create=limit, update=limit, delete=limit)
+
+
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:-]{0,254}$")
 # Every input of remote.Command: a node not contacted keeps its stored state, untouched.
 _ALL_COMMAND_INPUTS = [
@@ -77,7 +99,8 @@ class NodeMirrorArgs:
     unit: str
     """Resolved service unit to restart: k3s, k3s-agent, k3s-<name>, rke2-server, rke2-agent."""
     path: str = "/etc/rancher/k3s/registries.yaml"
-    """registries.yaml path (RKE2: /etc/rancher/rke2/registries.yaml)."""
+    """registries.yaml path (RKE2: /etc/rancher/rke2/registries.yaml); canonical
+    (:func:`components.nodes.paths.path_problem`)."""
     host_key: str | None = None
     """Pinned SSH host public key; without it the host key is not checked (warned)."""
     gone: bool = False
@@ -116,10 +139,10 @@ class NodeMirrorArgs:
             problems.append(f"port {self.port} is not 1-65535")
         if self.role not in ("server", "agent"):
             problems.append(f"role {self.role!r} is not server or agent")
-        if not _UNIT_RE.match(self.unit):
+        if not _UNIT_RE.fullmatch(self.unit):
             problems.append(f"unit {self.unit!r} is not a service unit name")
-        if not self.path.startswith("/") or any(c in self.path for c in "\n\0"):
-            problems.append(f"path {self.path!r} is not an absolute path")
+        if (path_problem := paths.path_problem(self.path)) is not None:
+            problems.append(f"path {self.path!r}: {path_problem}")
         if self.scheme not in ("http", "https"):
             problems.append(f"scheme {self.scheme!r} is not http or https")
         if self.service_manager not in ("systemd", "openrc", "auto"):
@@ -247,7 +270,7 @@ class NodeMirror(pulumi.ComponentResource):
             # existing one). A gone node is also retained on delete (destroy does not dial it).
             untouched = pulumi.ResourceOptions(
                 parent=self, retain_on_delete=args.gone or None, ignore_changes=_ALL_COMMAND_INPUTS,
-                depends_on=depends_on,
+                depends_on=depends_on, custom_timeouts=custom_timeouts(args.restart_timeout_seconds),
             )
             self.apply = remote.Command(f"{name}-apply", connection=connection, opts=untouched)
             self.result = pulumi.Output.from_input(f"{args.host}: not contacted")
@@ -292,8 +315,14 @@ class NodeMirror(pulumi.ComponentResource):
             triggers=[args.path],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
-                parent=self, additional_secret_outputs=["stdin"], delete_before_replace=True, depends_on=depends_on
+                parent=self, additional_secret_outputs=["stdin"], delete_before_replace=True, depends_on=depends_on,
+                # The engine stops waiting after this: longer than the script's own worst case
+                # (lock wait, restart, rollback), which therefore always rolls back first.
+                custom_timeouts=custom_timeouts(args.restart_timeout_seconds),
             ),
         )
         self.result = self.apply.stdout
-        self.register_outputs({"result": self.result, "summary": self.summary})
+        # Not the summary: a preview computes it from placeholder text where `up` has the real
+        # line, and the engine checks a component's registered outputs against a saved plan
+        # (`up --plan` would fail with "properties changed: summary").
+        self.register_outputs({"result": self.result})

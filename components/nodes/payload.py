@@ -183,10 +183,10 @@ def parse_read_output(stdout: str) -> NodeRead:
     original = sections.get("original") if recorded else None
     if recorded and file_sha(original) != fields["original"]:
         raise NodeMirrorError("read output is inconsistent (original checksum)")
-    written = fields["written"] if _SHA_RE.match(fields["written"]) else None
+    written = fields["written"] if _SHA_RE.fullmatch(fields["written"]) else None
     # "<expected> <pending> [<generation>]", or "none"
     applied_expected, applied_pending, applied_generation = (fields["applied"].split(" ") + ["", ""])[:3]
-    if not (_SHA_RE.match(applied_expected) or applied_expected == "absent"):
+    if not (_SHA_RE.fullmatch(applied_expected) or applied_expected == "absent"):
         applied_expected, applied_pending, applied_generation = "", "no", ""
     return NodeRead(
         content=content, recorded=recorded, original=original, written=written,

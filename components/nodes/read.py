@@ -2,9 +2,10 @@
 
 Under ``pulumi preview`` and ``pulumi up`` alike, before any node resource is declared, the
 site reads all its (not gone) nodes in parallel over SSH with paramiko: the same host, port,
-user and key as the write, the host key checked when ``hostKey`` is pinned, ``sudo -n`` for a
+user and key as the write, only the pinned ``hostKey`` accepted as the host key, ``sudo -n`` for a
 user other than root, and ``scripts/read.sh`` as the script. Connect and command time are
-bounded, so a dead node costs seconds. What was read is plain data the apply payload is
+bounded, and so is the whole read of one node (:attr:`SshNodeReader.deadline`, 60 s): a
+dead node costs seconds, a node that trickles bytes a minute at most. What was read is plain data the apply payload is
 computed from (components/nodes/plan.py), so previews can diff it (docs/nodes.md).
 
 :func:`check_read` then looks at what was read: a file whose part edge-registry does not own
@@ -25,7 +26,8 @@ import io
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -137,17 +139,69 @@ def _host_key(line: str) -> paramiko.PKey:
         raise ValueError(f"hostKey is not a usable public key: {exc}") from None
 
 
+class HostKeyRefused(Exception):
+    """A host key that is not the pinned one (raised inside paramiko by the reader's policy)."""
+
+    def __init__(self, offered: paramiko.PKey) -> None:
+        super().__init__("the SSH host key is not the pinned hostKey")
+        self.offered = offered
+
+
+def _refuse_host_key() -> paramiko.MissingHostKeyPolicy:
+    """A policy that refuses every key paramiko does not know (the pinned key is the only known
+    one), raising :class:`HostKeyRefused` with the offered key."""
+    import paramiko
+
+    class RefuseHostKey(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+            raise HostKeyRefused(key)
+
+    return RefuseHostKey()
+
+
+def _described(key: paramiko.PKey | None) -> str:
+    """``SHA256:… (ssh-ed25519)``: a key as ``ssh-keygen -lf`` names it."""
+    if key is None:
+        return "unknown"
+    from components.nodes.host_keys import key_fingerprint
+
+    return f"{key_fingerprint(key)} ({key.get_name()})"
+
+
+def _mismatch(expected: paramiko.PKey | None, offered: paramiko.PKey | None) -> str:
+    return (
+        f"the SSH host key does not match the pinned hostKey: expected {_described(expected)}, offered "
+        f"{_described(offered)}. Someone else may be answering on the node's address; if the node was "
+        "reinstalled or its keys rotated, compare the offered fingerprint with the node's console and pin "
+        "the new key (python -m components host-key <site> --node HOST)"
+    )
+
+
+def _unpinned(host: str, offered: paramiko.PKey | None) -> str:
+    return (
+        f"no hostKey is pinned for this node, so its SSH host key (offered: {_described(offered)}) is not "
+        f"trusted; pin it with python -m components host-key <site> --node {host}"
+    )
+
+
 class SshNodeReader:
     """Reads nodes over SSH (paramiko), in parallel, with bounded timeouts.
 
     :param connect_timeout: seconds for TCP connect, SSH banner and authentication each.
     :param command_timeout: seconds the read script may take (it reads a few small files).
+    :param deadline: seconds one node may take in all, connect, login and read together: the
+        timeouts above bound each wait on the socket, and a node that trickles bytes (a banner
+        line that never ends, output a byte at a time) would never hit them. When it passes, the
+        node's connection is closed and the node is a read failure naming the limit.
     :param max_workers: nodes read at the same time.
     """
 
-    def __init__(self, connect_timeout: float = 10, command_timeout: float = 30, max_workers: int = 16) -> None:
+    def __init__(
+        self, connect_timeout: float = 10, command_timeout: float = 30, max_workers: int = 16, deadline: float = 60
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self.deadline = deadline
         self.max_workers = max_workers
 
     def read_nodes(
@@ -174,34 +228,92 @@ class SshNodeReader:
         return {t.host: r for t, r in zip(targets, results, strict=True)}
 
     def read_one(self, target: NodeTarget, key: paramiko.PKey | None) -> ReadResult:
-        """Read one node (``key`` None: with the SSH agent)."""
+        """Read one node (``key`` None: with the SSH agent), within :attr:`deadline` seconds in all."""
+        expired = threading.Event()
+        sockets: list[socket.socket] = []
+        lock = threading.Lock()
+
+        def expire() -> None:
+            # Closing the socket wakes every wait of paramiko on it (banner, login, the command).
+            with lock:
+                expired.set()
+                for sock in sockets:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    sock.close()
+
+        def connect(address: tuple[str, int]) -> socket.socket:
+            sock = socket.create_connection(address, timeout=min(self.connect_timeout, self.deadline))
+            with lock:
+                sockets.append(sock)
+                if expired.is_set():
+                    sock.close()
+                    raise TimeoutError("the node's deadline passed")
+            return sock
+
+        timer = threading.Timer(self.deadline, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            result = self._read_one(target, key, connect)
+        finally:
+            timer.cancel()
+        if expired.is_set() and not isinstance(result, NodeRead):
+            return NodeReadFailure(
+                target.host,
+                f"{target.host}:{target.port} did not finish the read within {self.deadline:g}s, the limit per node "
+                "for connecting, logging in and reading together (a node that answers very slowly, or trickles "
+                "bytes): the connection was closed",
+                True,
+            )
+        return result
+
+    def _read_one(
+        self, target: NodeTarget, key: paramiko.PKey | None, connect: Callable[[tuple[str, int]], socket.socket]
+    ) -> ReadResult:
         import paramiko
 
         client = paramiko.SSHClient()
         try:
+            # Only the pinned key is accepted, never an unknown one (no AutoAddPolicy: issue 20).
+            # A key of the pinned type that differs is a BadHostKeyException; a key of another
+            # type (the node has no key of the pinned type), or any key of a node without hostKey
+            # (the config requires it), reaches the policy, which refuses it and keeps it for the
+            # message.
+            refuse = _refuse_host_key()
+            pinned: paramiko.PKey | None = None
             if target.host_key:
                 name = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
                 pinned = _host_key(target.host_key)
                 client.get_host_keys().add(name, pinned.get_name(), pinned)
-                client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            else:
-                # Not pinned: not checked, like the write (the site warns about it).
-                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            client.set_missing_host_key_policy(refuse)
+            try:
+                sock = connect((target.host, target.port))
+            except (TimeoutError, socket.timeout) as exc:
+                return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: {exc}", True)
+            except ConnectionRefusedError:
+                return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: connection refused", True)
+            except OSError as exc:  # no route, DNS
+                return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: {exc}", True)
             try:
                 client.connect(
-                    target.host, port=target.port, username=target.user, pkey=key,
+                    target.host, port=target.port, username=target.user, pkey=key, sock=sock,
                     timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                     auth_timeout=self.connect_timeout, channel_timeout=self.connect_timeout,
                     allow_agent=key is None, look_for_keys=False,
                 )
-            except paramiko.BadHostKeyException:
-                return NodeReadFailure(target.host, "the SSH host key does not match the pinned hostKey", False)
+            except paramiko.BadHostKeyException as exc:
+                return NodeReadFailure(target.host, _mismatch(pinned or exc.expected_key, exc.key), False)
+            except HostKeyRefused as exc:
+                if pinned is None:
+                    return NodeReadFailure(target.host, _unpinned(target.host, exc.offered), False)
+                return NodeReadFailure(target.host, _mismatch(pinned, exc.offered), False)
             except paramiko.AuthenticationException:
                 how = "the SSH agent's keys" if key is None else "sshPrivateKey"
                 return NodeReadFailure(target.host, f"SSH login as {target.user} with {how} was refused", False)
             except paramiko.SSHException as exc:
-                if "not found in known_hosts" in str(exc):
-                    return NodeReadFailure(target.host, "the SSH host key does not match the pinned hostKey", False)
                 # A port that accepts but never speaks SSH (a hung node): paramiko's banner wait
                 # ends in "Error reading SSH protocol banner" / "No existing session".
                 return NodeReadFailure(
@@ -229,6 +341,7 @@ class SshNodeReader:
             stdin.close()
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
+            # (a transport closed by the deadline sets the status event too: this does not hang)
             status = stdout.channel.recv_exit_status()
         except (socket.timeout, TimeoutError):
             return NodeReadFailure(target.host, f"the read did not finish within {self.command_timeout:g}s", True)

@@ -5,10 +5,14 @@ node. The deploy account has passwordless ``sudo`` for anything; the read accoun
 (:data:`READER_USER`) gets exactly one ``sudo`` rule: run the installed read script
 (:data:`READ_SCRIPT`, root-owned, the same ``scripts/read.sh`` the program uses) on the
 node's own ``registries.yaml`` path. Nothing the account sends ends up in a shell as root: the
-script and its argument are fixed by the rule.
+script and its argument are fixed by the rule. Its key is not a login either: the
+``authorized_keys`` line (:func:`authorized_keys_line`) forces a command that runs that read on
+the allowed paths and refuses anything else, and ``restrict`` takes away port, agent and X11
+forwarding, the PTY and ``~/.ssh/rc``.
 
     python -m components read-account script                     # the file to install on a node
     python -m components read-account sudoers [--path P ...]     # its /etc/sudoers.d line(s)
+    python -m components read-account authorized-keys --key KEY.pub [--path P ...]   # its key's line
 
 docs/runbooks.md ("Preview credentials") has the setup on a node.
 """
@@ -21,6 +25,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from components.nodes.paths import path_problem
 
 #: The node account previews connect as.
 READER_USER = "edge-registry-read"
@@ -37,27 +43,28 @@ _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
 def install_script() -> str:
-    """The read script as installed on a node: ``common.sh`` + ``read.sh`` with ``$1`` the path.
+    """The read script as installed on a node: ``common.sh`` + ``guard.sh`` + ``read.sh`` with ``$1`` the path.
 
     Re-install it after an upgrade of edge-registry: its first output line carries the read
     format version the program checks.
     """
     common = (_SCRIPTS / "common.sh").read_text(encoding="utf-8")
+    guard = (_SCRIPTS / "guard.sh").read_text(encoding="utf-8")
     read = (_SCRIPTS / "read.sh").read_text(encoding="utf-8")
     return (
         "#!/bin/sh\n"
         "# edge-registry: print a node's registries.yaml and edge-registry's record of it (read only).\n"
         f"# Installed by the runbook (docs/runbooks.md, \"Preview credentials\") as {READ_SCRIPT}.\n"
         '[ "$#" -eq 1 ] || { echo "usage: $0 /path/to/registries.yaml" >&2; exit 2; }\n'
-        f"{common}\n{read}"
+        f"{common}\n{guard}\n{read}"
     )
 
 
 def sudoers_lines(user: str = READER_USER, paths: Sequence[str] = (DEFAULT_PATH,)) -> str:
     """The ``/etc/sudoers.d/edge-registry-read`` content: one exact rule per registries.yaml path."""
-    if not _USER.match(user):
+    if not _USER.fullmatch(user):
         raise ValueError(f"{user!r} is not a POSIX user name")
-    bad = [p for p in paths if not _SAFE_ARG.match(p) or "/../" in p or not p.endswith((".yaml", ".yml"))]
+    bad = [p for p in paths if not _SAFE_ARG.fullmatch(p) or path_problem(p) is not None]
     if bad or not paths:
         raise ValueError(f"not an absolute registries.yaml path: {', '.join(map(repr, bad)) or '(none)'}")
     rules = "".join(f"{user} ALL=(root) NOPASSWD: {READ_SCRIPT} {path}\n" for path in dict.fromkeys(paths))
@@ -66,9 +73,55 @@ def sudoers_lines(user: str = READER_USER, paths: Sequence[str] = (DEFAULT_PATH,
 
 def read_command(path: str = DEFAULT_PATH) -> str:
     """The command the read account runs over SSH: exactly what its sudoers rule allows."""
-    if not _SAFE_ARG.match(path):
+    if not _SAFE_ARG.fullmatch(path):
         raise ValueError(f"not an absolute path: {path!r}")
     return f"sudo -n {READ_SCRIPT} {shlex.quote(path)}"
+
+
+#: Public key types the read key may be (OpenSSH's names; security keys included).
+_KEY_TYPES = frozenset({
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_COMMENT = re.compile(r"^[A-Za-z0-9@._:+=/-]{1,100}$")
+
+
+def forced_command(paths: Sequence[str] = (DEFAULT_PATH,)) -> str:
+    """The shell command sshd runs for the read key, whatever the client asked for: the client's
+    command (``$SSH_ORIGINAL_COMMAND``) must be exactly :func:`read_command` of an allowed path,
+    and is then run as that fixed text (never the client's); anything else (a shell, another
+    command or path, sftp) is refused with exit status 1."""
+    bad = [p for p in paths if not _SAFE_ARG.fullmatch(p) or path_problem(p) is not None]
+    if bad or not paths:
+        raise ValueError(f"not an absolute registries.yaml path: {', '.join(map(repr, bad)) or '(none)'}")
+    # The paths match _SAFE_ARG: no quote, space, glob or shell character in the patterns below.
+    cases = " ".join(f"'{read_command(p)}') exec {read_command(p)};;" for p in dict.fromkeys(paths))
+    refuse = "echo 'edge-registry-read: this key runs the registries.yaml read only' >&2; exit 1"
+    return f"case $SSH_ORIGINAL_COMMAND in {cases} *) {refuse};; esac"
+
+
+def authorized_keys_line(public_key: str, paths: Sequence[str] = (DEFAULT_PATH,)) -> str:
+    """The read key's ``~edge-registry-read/.ssh/authorized_keys`` line: ``restrict`` (no port,
+    agent or X11 forwarding, no PTY, no ``~/.ssh/rc``) and the :func:`forced_command`.
+
+    ``public_key``: the key's ``.pub`` text, one ``TYPE BASE64 [COMMENT]`` line without options.
+    """
+    lines = [line for line in public_key.strip().splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise ValueError("the public key file must hold exactly one key line (TYPE BASE64 [COMMENT])")
+    if "PRIVATE KEY" in lines[0]:
+        raise ValueError("that is a private key: give the public key (the .pub file)")
+    parts = lines[0].split()
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES or not _BASE64.fullmatch(parts[1]):
+        raise ValueError(
+            "not an OpenSSH public key line (TYPE BASE64 [COMMENT], no options; TYPE one of "
+            f"{', '.join(sorted(_KEY_TYPES))})"
+        )
+    comment = " ".join(parts[2:])
+    key = f"{parts[0]} {parts[1]}" + (f" {comment}" if _COMMENT.fullmatch(comment) else " edge-registry-read")
+    # sshd un-escapes only \" inside the option; the command holds no double quote.
+    return f'restrict,command="{forced_command(paths)}" {key}\n'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,12 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sudoers = sub.add_parser("sudoers", help="print the sudoers rule(s) for the read account")
     sudoers.add_argument("--user", default=READER_USER)
     sudoers.add_argument("--path", action="append", help=f"registries.yaml path (default {DEFAULT_PATH})")
+    keys = sub.add_parser(
+        "authorized-keys",
+        help="print the read key's authorized_keys line: the read only (forced command), no forwarding, no PTY",
+    )
+    keys.add_argument("--key", required=True, metavar="PUBLIC_KEY_FILE", help="the read key's public key (.pub)")
+    keys.add_argument("--path", action="append", help=f"registries.yaml path (default {DEFAULT_PATH})")
     args = parser.parse_args(argv)
     if args.what == "script":
         sys.stdout.write(install_script())
         return 0
     try:
-        sys.stdout.write(sudoers_lines(args.user, args.path or [DEFAULT_PATH]))
+        if args.what == "authorized-keys":
+            try:
+                text = Path(args.key).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"cannot read {args.key}: {error}") from None
+            sys.stdout.write(authorized_keys_line(text, args.path or [DEFAULT_PATH]))
+        else:
+            sys.stdout.write(sudoers_lines(args.user, args.path or [DEFAULT_PATH]))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

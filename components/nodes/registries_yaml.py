@@ -83,7 +83,7 @@ def _check_endpoint(endpoint: str) -> None:
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
-        if not _DNS_NAME_RE.match(host) or host.replace(".", "").isdigit():
+        if not _DNS_NAME_RE.fullmatch(host) or host.replace(".", "").isdigit():
             raise ValueError(f"endpoint {endpoint!r}: {host!r} is not an IPv4 address or DNS name") from None
 
 
@@ -113,7 +113,7 @@ def mirror_entries(
         raise ValueError(f"scheme {scheme!r}: expected http or https")
     if ca_file is not None and (not ca_file.startswith("/") or "\n" in ca_file):
         raise ValueError(f"ca_file {ca_file!r}: expected an absolute path on the nodes")
-    if login_server is not None and (not _DNS_NAME_RE.match(login_server) or login_server == endpoint):
+    if login_server is not None and (not _DNS_NAME_RE.fullmatch(login_server) or login_server == endpoint):
         raise ValueError(f"login_server {login_server!r}: expected the parent registry's DNS name")
     if (username is None) != (password is None) or username == "" or password == "":
         raise ValueError("username and password: give both (non-empty) or neither")

@@ -116,6 +116,25 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def node_path_clashes(project_dir: Path, stack: str, stack_dir: Path | None) -> list[str]:
+    """Nodes and paths ``stack`` shares with another stack of its directory (examples aside; a
+    stack that does not load is left to its own render)."""
+    from components.config.examples import example_stacks
+    from components.nodes.paths import duplicate_node_paths
+
+    directory = stack_dir or project_dir
+    examples = example_stacks(project_dir)
+    nodes: dict[str, Any] = {}
+    for name in stack_files.known_stacks(directory):
+        if name in examples and name != stack:
+            continue
+        try:
+            nodes[name] = stack_files.load_stack_site_config(project_dir, name, stack_dir)[0].nodes
+        except ConfigError:
+            continue
+    return duplicate_node_paths(nodes, stack=stack)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = _parser(prog).parse_args(argv)
     try:
@@ -148,6 +167,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         # The policy pack's own validators on what was rendered (components/preview/policy_check.py).
         fleet_config = load_policy_config(args.policy_config or args.project_dir / DEFAULT_POLICY_CONFIG)
         violations = policy_violations(result.resources, args.stack_dir or args.project_dir, fleet_config)
+        clashes = node_path_clashes(args.project_dir, args.stack, args.stack_dir)
     except UsageError as error:
         print(error, file=sys.stderr)
         return 2
@@ -159,6 +179,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"invalid site configuration for stack {args.stack}:", file=sys.stderr)
         for problem in error.problems:
             print(problem, file=sys.stderr)
+        return 2
+    if clashes:
+        print(f"stack {args.stack} names a node's file another stack names too:", file=sys.stderr)
+        for line in clashes:
+            print(line, file=sys.stderr)
         return 2
     for warning in result.warnings:
         print(warning, file=sys.stderr)

@@ -1,14 +1,13 @@
 # edge-registry apply: install the registries.yaml the program rendered, and the site CA beside
-# it (https); restart only when either changed.
-# Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS. Stdin: the payload of
-# components/node_mirror.py apply_stdin() (checksums, then base64 sections).
-path=$1 unit=$2 sm=$3 wait_s=$4
+# it (https); restart only when either changed. The whole run holds the file's lock.
+# Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS [LOCK_WAIT_SECONDS]. Stdin: the payload of
+# components/nodes/payload.py apply_stdin() (checksums, then base64 sections).
+path=$1 unit=$2 sm=$3 wait_s=$4 lock_wait=${5:-$(($4 * 2 + 60))}
 side=$path.edge-registry
 dir=$(dirname "$path")
-tmp= before=
+tmp= before= work= locked=
 resolve_service_manager
-work=$(mktemp -d) || fail "cannot create a temp dir"
-trap 'rm -rf "$work"; [ -z "$tmp" ] || rm -f "$tmp"' EXIT
+begin_write "$lock_wait" create
 
 # 1. receive the payload and check it against its own checksums
 read -r header || fail "no payload on stdin"
@@ -43,7 +42,7 @@ if [ "$restore" != absent ]; then
   [ "$(sha_of "$work/restore")" = "$restore" ] || fail "payload damaged in transit (restore checksum)"
 fi
 if [ "$ca" != none ]; then
-  case $ca_file in "$dir"/*) ;; *) fail "the CA file must be beside $path, not '$ca_file'" ;; esac
+  beside "$ca_file"
   base64 -d < "$work/ca.b64" > "$work/ca" || fail "payload has no CA"
   [ "$(sha_of "$work/ca")" = "$ca" ] || fail "payload damaged in transit (CA checksum)"
 fi
@@ -53,17 +52,17 @@ fi
 current=$(sha_of "$path")
 [ "$current" = "$expected" ] || [ "$current" = "$desired" ] || fail "$path changed since edge-registry read it in this run (read sha256 $expected, now $current). Nothing was written. Run 'pulumi up' again: it reads the file again and merges the change."
 
-# 3. keep the pristine original, once, before anything of ours is written
-mkdir -p "$dir" "$side" || fail "cannot create $side"
+# 3. keep the pristine original (bytes, owner, mode), once, before anything of ours is written
 chmod 700 "$side"
-rm -f "$dir/.$(basename "$path").edge-registry."* "$side/".*.edge-registry.*
 [ -z "$ca_file" ] || rm -f "$dir/.$(basename "$ca_file").edge-registry."*
 if [ ! -f "$side/original" ] && [ ! -f "$side/original.absent" ]; then
-  if [ "$current" = absent ]; then : > "$side/original.absent"; else put "$path" "$side/original"; fi
+  if [ "$current" = absent ]; then : > "$side/original.absent"
+  else meta_of "$path" > "$work/meta"; put "$work/meta" "$side/original.meta"; put "$path" "$side/original"; fi
 fi
 
 # the CA file: ours to write when it differs, ours to remove when the site no longer has one
 installed_ca=$(cat "$side/ca-file" 2>/dev/null || true)
+[ -z "$installed_ca" ] || beside "$installed_ca"
 ca_changed=no
 if [ "$ca" != none ]; then
   [ ! -L "$ca_file" ] || fail "$ca_file is a symlink: edge-registry replaces the file by rename"
@@ -115,6 +114,11 @@ fi
 # 5. back up, rename into place (the CA first: the new file names it), restart, wait
 [ "$current" = "$desired" ] || say "updating $path (sha256 $current -> $desired)"
 [ "$ca_changed" = no ] || say "updating the CA file ${ca_file:-$installed_ca}"
+# the file keeps its owner and mode, without any access for others: it holds the client password
+set -- $(meta_of "$path")
+owner=$1 mode=$(printf '%o' $((0$2 & 0770)))
+meta_of "$path" > "$work/meta"
+put "$work/meta" "$side/backup.meta"
 if [ "$current" = absent ]; then : > "$side/backup.absent"; rm -f "$side/backup"
 else put "$path" "$side/backup"; rm -f "$side/backup.absent"; fi
 ca_before=${installed_ca:-$ca_file}
@@ -129,7 +133,7 @@ mkdir "$side/ca-record" || fail "cannot create $side/ca-record"
 for f in ca-file ca-original; do [ ! -f "$side/$f" ] || put "$side/$f" "$side/ca-record/$f"; done
 : > "$side/restart-pending"
 install_ca
-put_changed "$work/content" "$path"
+put_changed "$work/content" "$path" "$mode" "$owner"
 say "restarting $unit"
 restart_unit
 if wait_active; then
@@ -143,7 +147,7 @@ fi
 # 6. it did not come back: restore the previous file, restart again, fail with the unit's log
 logs=$(unit_logs)
 say "$unit not active after ${wait_s}s: restoring the previous $path" >&2
-if [ -f "$side/backup.absent" ]; then rm -f "$path"; else put "$side/backup" "$path"; fi
+if [ -f "$side/backup.absent" ]; then rm -f "$path"; else put_as "$side/backup" "$path" "$side/backup.meta"; fi
 if [ -f "$side/ca-backup" ]; then put "$side/ca-backup" "$ca_before" 644
 elif [ -f "$side/ca-backup.absent" ]; then rm -f "$ca_before"; fi
 for f in ca-file ca-original; do

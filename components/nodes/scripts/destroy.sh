@@ -1,12 +1,20 @@
-# edge-registry destroy: give the node back the registries.yaml it had before and remove the
-# site CA file (runs from Pulumi's stored state). Arguments: PATH UNIT SERVICE_MANAGER
-# WAIT_SECONDS. Stdin: unused.
-path=$1 unit=$2 sm=$3 wait_s=$4
+# edge-registry destroy: give the node back the registries.yaml it had before (bytes, owner and
+# mode) and remove the site CA file (runs from Pulumi's stored state), under the file's lock.
+# Arguments: PATH UNIT SERVICE_MANAGER WAIT_SECONDS [LOCK_WAIT_SECONDS]. Stdin: unused.
+path=$1 unit=$2 sm=$3 wait_s=$4 lock_wait=${5:-$(($4 * 2 + 60))}
 side=$path.edge-registry
-tmp= before=
-trap '[ -z "$tmp" ] || rm -f "$tmp"' EXIT
-if [ ! -d "$side" ]; then say "no edge-registry record beside $path: nothing to undo"; exit 0; fi
+dir=$(dirname "$path")
+tmp= before= work= locked=
+check_path
+if [ ! -e "$side" ] && [ ! -L "$side" ]; then say "no edge-registry record beside $path: nothing to undo"; exit 0; fi
 resolve_service_manager
+begin_write "$lock_wait" keep
+if [ ! -f "$side/original" ] && [ ! -f "$side/original.absent" ]; then
+  say "no edge-registry record beside $path: nothing to undo"; exit 0
+fi
+[ ! -L "$path" ] || fail "$path is a symlink: edge-registry does not write through it"
+ca_file=$(cat "$side/ca-file" 2>/dev/null || true)
+[ -z "$ca_file" ] || beside "$ca_file"
 
 current=$(sha_of "$path")
 written=$(cat "$side/written.sha256" 2>/dev/null || echo none)
@@ -19,7 +27,7 @@ if [ -f "$side/original.absent" ]; then original=absent; else original=$(sha_of 
 if [ "$current" = "$written" ] && [ "$target" != none ]; then
   if [ "$current" != "$target" ]; then
     : > "$side/restart-pending"
-    if [ "$target" = absent ]; then rm -f "$path"; else put "$side/restore" "$path"; fi
+    if [ "$target" = absent ]; then rm -f "$path"; else put_as "$side/restore" "$path" "$side/original.meta"; fi
     echo "$target" > "$side/written.sha256"
     say "restored $path to what it was before edge-registry"
   fi
@@ -30,8 +38,7 @@ else
 fi
 
 # the CA file edge-registry installed goes (or the file it found there comes back)
-if [ -f "$side/ca-file" ]; then
-  ca_file=$(cat "$side/ca-file")
+if [ -n "$ca_file" ]; then
   : > "$side/restart-pending"
   if [ -f "$side/ca-original" ]; then put "$side/ca-original" "$ca_file" 644; else rm -f "$ca_file"; fi
   rm -f "$side/ca-file" "$side/ca-original"
