@@ -196,9 +196,10 @@ class Site(pulumi.ComponentResource):
         )
         # A release gone from the cluster while the connected registry still reports itself
         # activated: deactivate before installing it again (else ALREADY_ACTIVATED).
-        self.pre_install_deactivation = self.azure.deactivate_before_install(
-            read_release_installed(site, sync_status.activation_status, release_reader or KubeReleaseReader(), self)
+        release_installed = read_release_installed(
+            site, sync_status.activation_status, release_reader or KubeReleaseReader(), self
         )
+        self.pre_install_deactivation = self.azure.deactivate_before_install(release_installed)
         # https (the default): the CA the nodes trust and the certificate the registry serves.
         self.tls = site_tls(name, site, self)
         self.onprem = OnPremInstall(
@@ -234,8 +235,14 @@ class Site(pulumi.ComponentResource):
         # updates (its id, and name/namespace from config): its status is unknown in any preview
         # of a release update, which would preview every password rotation or chart-value change
         # as "replace the deactivation".
+        # A release read as not installed is created in this run (the pre-install deactivation
+        # went first): its id, unknown until then, would preview the deactivation as replaced,
+        # which `up` (same id) does not do. Its id is namespace/name: take it from config then.
+        release_id = (
+            f"{site.namespace}/{site.release_name}" if release_installed is False else self.onprem.release.id
+        )
         self.deactivation = self.azure.deactivate_when_removed(
-            install_id=pulumi.Output.all(self.onprem.release.id, site.namespace, site.release_name).apply(
+            install_id=pulumi.Output.all(release_id, site.namespace, site.release_name).apply(
                 lambda parts: "/".join(str(p) for p in parts)
             ),
             opts=pulumi.ResourceOptions(depends_on=[self.onprem.release]),

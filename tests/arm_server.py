@@ -246,15 +246,19 @@ class ArmState:
 
 
 class ArmServer:
-    """HTTPS server on 127.0.0.1 speaking the ARM subset above. Use as a context manager."""
+    """HTTPS server on 127.0.0.1 speaking the ARM subset above. Use as a context manager.
 
-    def __init__(self, tmp_dir: Path) -> None:
+    ``names``: what its certificate covers (default 127.0.0.1 only); with ``localhost`` too,
+    ``https://localhost:PORT`` is another spelling of the same endpoint.
+    """
+
+    def __init__(self, tmp_dir: Path, names: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.state = ArmState()
         ca = trustme.CA()
         self.ca_pem = str(tmp_dir / "arm-test-ca.pem")
         ca.cert_pem.write_to_path(self.ca_pem)
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(ssl_ctx)
+        ca.issue_cert(*names).configure_cert(ssl_ctx)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.socket = ssl_ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.arm = self  # type: ignore[attr-defined]

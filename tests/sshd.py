@@ -99,9 +99,9 @@ Jan 01 00:00:02 node k3s[4242]: time="2025-01-01T00:00:02Z" level=fatal msg="fai
 """
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -111,10 +111,15 @@ def running_as_root() -> bool:
 
 
 class SshServer:
-    """sshd on 127.0.0.1:<port> for the current user, torn down by :meth:`stop`."""
+    """sshd on 127.0.0.1:<port> for the current user, torn down by :meth:`stop`.
 
-    def __init__(self, root: Path) -> None:
+    ``host``: another loopback address to listen on (127.0.0.2, ...), so that several nodes of
+    one site, whose hosts must differ, each have a server of their own.
+    """
+
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         self.user = pwd.getpwuid(os.geteuid()).pw_name
         self.state = root / "state"
         self.fakebin = root / "fakebin"
@@ -150,12 +155,12 @@ class SshServer:
             subprocess.run([*as_root(), "mkdir", "-p", "-m", "0755", "/run/sshd"], check=True)
 
         for _attempt in range(5):
-            self.port = _free_port()
+            self.port = _free_port(self.host)
             config = self.root / "sshd_config"
             config.write_text(
                 "\n".join([
                     f"Port {self.port}",
-                    "ListenAddress 127.0.0.1",
+                    f"ListenAddress {self.host}",
                     f"HostKey {host_key}",
                     f"PidFile {self.root / 'sshd.pid'}",
                     f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
@@ -173,7 +178,7 @@ class SshServer:
                     "",
                 ])
             )
-            (self.root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {self.host_public_key}\n")
+            (self.root / "known_hosts").write_text(f"[{self.host}]:{self.port} {self.host_public_key}\n")
             self._process = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
@@ -183,7 +188,27 @@ class SshServer:
                     return self
                 time.sleep(0.1)
             self.stop()
-        raise RuntimeError("sshd did not start on 127.0.0.1")
+        raise RuntimeError(f"sshd did not start on {self.host}")
+
+    @property
+    def running(self) -> bool:
+        """Whether the sshd this object started is running."""
+        return self._process is not None and self._process.poll() is None
+
+    def resume(self) -> SshServer:
+        """Start sshd again after :meth:`stop`, on the same port with the same keys and config
+        (a node that was unreachable for a while)."""
+        self._process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self._process.poll() is None:
+            if self.ssh("true", timeout=5).returncode == 0:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"sshd did not start again on {self.host}:{self.port}")
 
     def stop(self) -> None:
         """Terminate the sshd this object started (only that process)."""
@@ -205,7 +230,7 @@ class SshServer:
             "-i", str(self.client_key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", f"UserKnownHostsFile={self.root / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
             "-o", "LogLevel=ERROR", "-o", "KexAlgorithms=curve25519-sha256",  # as Go x/crypto/ssh; PQ kex is slow
-            "-p", str(self.port), f"{self.user}@127.0.0.1", command,
+            "-p", str(self.port), f"{self.user}@{self.host}", command,
         ]
         return subprocess.run(
             argv, input=stdin if stdin is not None else "", capture_output=True, text=True, timeout=timeout

@@ -48,3 +48,15 @@ def test_known_inputs_change_exactly_when_the_password_in_use_does() -> None:
     assert provider.diff("id", STATE, {**switched, **facts}).changes
     assert provider.update("id", STATE, {**switched, **facts}).outs == switched
     assert provider.create({**STATE, **facts}).outs == STATE
+
+
+def test_unknowns_as_the_provider_host_hands_them_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pulumi/dynamic/__main__.py deserializes with keep_unknowns: Unknown objects, not the string.
+    from pulumi.output import Unknown
+
+    monkeypatch.setattr(rotation, "now", lambda: AT)
+    news = {"slot": Unknown(), "value": Unknown(), "expiry": Unknown(),
+            "presentSlots": ["password1"], "syncedSlots": ["password1"]}
+    assert PasswordInUseProvider().diff("id", STATE, news).changes is False
+    assert PasswordInUseProvider().diff("id", STATE, {**news, "presentSlots": ["password1", "password2"],
+                                                        "syncedSlots": ["password1", "password2"]}).changes is True

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pulumi.output import Unknown
 
 from components.azure import rotation
 
@@ -54,16 +53,6 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def as_wire(value: Any) -> Any:
-    if isinstance(value, Unknown):
-        return UNKNOWN
-    if isinstance(value, dict):
-        return {k: as_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_wire(v) for v in value]
-    return value
-
-
 class Engine:
     """Calls the real dynamic providers as the engine would and keeps their state between runs."""
 
@@ -92,9 +81,9 @@ class Engine:
 
     def __call__(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         # The engine hands a dynamic provider plain values, secrets too, and an unknown as the
-        # wire's sentinel string (pulumi/dynamic/__main__.py deserializes with keep_unknowns);
-        # the mocks give the SDK's Unknown objects.
-        inputs = as_wire(reveal(inputs))
+        # SDK's Unknown object (pulumi/dynamic/__main__.py deserializes with keep_unknowns), as
+        # the mocks give it here.
+        inputs = reveal(inputs)
         provider = self.provider(inputs)
         olds = self.states.get(name)
         checked = provider.check(olds[1] if olds else {}, inputs)
@@ -690,3 +679,12 @@ def test_a_client_password_issued_for_later_previews_no_consumer_change(fleet: F
     client_2 = fleet.password("client-token-password")
     assert client_2 != client_1
     assert pull_secret_passwords(switched) == node_auth_passwords(switched) == {client_2}
+
+
+def test_a_release_created_again_previews_no_deactivation_replacement() -> None:
+    # Its id is unknown in that preview; read as not installed, the id is namespace/name.
+    result = render_stack(stack="dev", stack_dir=STACK_DIR, preview=True,
+                          fakes=CloudFakes(release_new=True, release_installed=False))
+    assert result.one("pulumi-python:dynamic/edgeregistry:ConnectedRegistryDeactivation").plain_inputs()["installId"] == (
+        "connected-registry/connected-registry/connected-registry/connected-registry"
+    )

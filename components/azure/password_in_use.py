@@ -31,6 +31,7 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.azure import rotation
@@ -48,8 +49,16 @@ def now() -> datetime:
     return rotation.now()
 
 
+def is_unknown(value: Any) -> bool:
+    """An unknown as the dynamic-provider host hands it over: the SDK's ``Unknown`` object
+    (``rpc.deserialize_properties(..., keep_unknowns=True)``), or the wire's sentinel string."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
 def _known_list(value: Any) -> frozenset[str] | None:
-    return frozenset(value) if isinstance(value, list) and UNKNOWN not in value else None
+    if not isinstance(value, list) or any(is_unknown(v) for v in value):
+        return None
+    return frozenset(value)
 
 
 def may_switch(olds: dict[str, Any], news: dict[str, Any], at: datetime) -> bool:
@@ -72,7 +81,7 @@ class PasswordInUseProvider(ResourceProvider):
         return CreateResult(f"in-use-{props.get(SLOT) or 'none'}", {k: props.get(k) for k in RECORDED})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        if any(news.get(k) == UNKNOWN for k in RECORDED):
+        if any(is_unknown(news.get(k)) for k in RECORDED):
             return DiffResult(changes=may_switch(olds, news, now().astimezone(UTC)), replaces=[])
         return DiffResult(changes=any(olds.get(k) != news.get(k) for k in RECORDED), replaces=[])
 
