@@ -199,13 +199,22 @@ def _through_local_forward(setup: Setup, key: Path, target_port: int) -> bytes:
         with socket.create_connection(("127.0.0.1", local), timeout=5) as sock:
             return _received(sock)
     finally:
-        tunnel.terminate()
-        tunnel.wait(10)
+        _stop(tunnel)
 
 
 def test_local_forwarding_is_refused(setup: Setup, greeter: Greeter) -> None:
     assert _through_local_forward(setup, setup.server.client_key, greeter.port) == GREETING  # control
     assert _through_local_forward(setup, setup.read_key, greeter.port) == b""
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """End an ssh client; one that ignores SIGTERM on a loaded machine is killed."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def _through_socks(setup: Setup, key: Path, target_port: int) -> bytes:
@@ -224,8 +233,7 @@ def _through_socks(setup: Setup, key: Path, target_port: int) -> bytes:
             # the SOCKS5 reply (10 bytes) and then whatever came through
             return data[10:] if data[:2] == b"\x05\x00" else b""
     finally:
-        proxy.terminate()
-        proxy.wait(10)
+        _stop(proxy)
 
 
 def test_dynamic_forwarding_is_refused(setup: Setup, greeter: Greeter) -> None:
@@ -251,8 +259,7 @@ def _remote_forward(setup: Setup, key: Path, target_port: int) -> tuple[int, byt
         return forward.wait(10), b""
     finally:
         if forward.poll() is None:
-            forward.terminate()
-            forward.wait(10)
+            _stop(forward)
 
 
 def test_remote_forwarding_is_refused(setup: Setup, greeter: Greeter) -> None:
