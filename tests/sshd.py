@@ -279,6 +279,21 @@ class SshServer:
         (self.state / "kill-on-restart").write_text("")
 
 
+def running_server(tmp_path_factory: Any) -> Iterator[SshServer]:
+    """The body of a test module's sshd fixture: a started server, stopped afterwards; skipped
+    when none can run here (a failure when EDGE_REGISTRY_REQUIRE_SERVERS is set, as in CI)."""
+    import pytest
+
+    reason = can_run()
+    if reason:
+        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
+            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
+        pytest.skip(reason)
+    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
+    yield ssh_server
+    ssh_server.stop()
+
+
 def can_run() -> str | None:
     """Why these tests cannot run here, or None."""
     for tool in (SSHD, shutil.which("ssh"), shutil.which("ssh-keygen")):

@@ -4,7 +4,6 @@ tests/sshd.py), and the program's reader accepts no other key."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from components.nodes import host_keys
 from components.nodes.host_keys import HostKeyError, fingerprint, with_host_key
 from components.nodes.read import NodeReadFailure, NodeTarget, SshNodeReader
 from tests.fixture_stacks import ROOT, STACK_DIR
-from tests.sshd import SshServer, can_run
+from tests.sshd import SshServer, running_server
 
 #: Fixed test keys (ssh-keygen -t ed25519, generated once); the private halves were thrown away.
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpjKkb3qKVnCuHkw04o7TNs3j5JNk/rgmaUd0Bh5ug2"
@@ -112,14 +111,7 @@ def test_an_unknown_node_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    reason = can_run()
-    if reason:
-        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
-            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
-        pytest.skip(reason)
-    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
-    yield ssh_server
-    ssh_server.stop()
+    yield from running_server(tmp_path_factory)
 
 
 @pytest.fixture

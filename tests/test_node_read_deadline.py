@@ -10,7 +10,6 @@ small margin.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from components.nodes.read import NodeReadFailure, NodeTarget, SshNodeReader, load_private_key
-from tests.sshd import SshServer, can_run
+from tests.sshd import SshServer, running_server
 
 MARGIN = 2.0
 
@@ -103,14 +102,7 @@ def test_the_deadline_is_per_node_and_nodes_still_run_in_parallel(tmp_path: Path
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    reason = can_run()
-    if reason:
-        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
-            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
-        pytest.skip(reason)
-    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
-    yield ssh_server
-    ssh_server.stop()
+    yield from running_server(tmp_path_factory)
 
 
 def test_a_read_that_trickles_its_output_fails_at_the_deadline(server: SshServer) -> None:

@@ -6,7 +6,6 @@ tests/node_engine.py: nodes are read at program time by the program's own reader
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -19,7 +18,7 @@ import pytest
 from components.nodes import registries_yaml as ry
 from components.nodes.read import NodeReadFailure, NodeTarget, SshNodeReader
 from tests.node_engine import ENDPOINT, Node, node_dir
-from tests.sshd import SshServer, can_run
+from tests.sshd import SshServer, running_server
 
 FOREIGN = b"""# hand-written, comments come back on destroy
 mirrors:
@@ -37,14 +36,7 @@ OURS = {"mirrors": {ENDPOINT: {"endpoint": [f"http://{ENDPOINT}"]}}}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    reason = can_run()
-    if reason:
-        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
-            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
-        pytest.skip(reason)
-    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
-    yield ssh_server
-    ssh_server.stop()
+    yield from running_server(tmp_path_factory)
 
 
 @pytest.fixture

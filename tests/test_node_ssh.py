@@ -27,7 +27,7 @@ from components.nodes.payload import NodeRead, apply_stdin, decode_apply_stdin, 
 from components.nodes.read import NodeReadFailure
 from components.preview.fakes import FakeNodeReader
 from tests.node_engine import ENDPOINT, Node, evaluate, node_dir
-from tests.sshd import SshServer, can_run
+from tests.sshd import SshServer, running_server
 
 SECRET_PASSWORD = "s3cr3t-registry-password"  # noqa: S105 - a test value that must never leak
 FOREIGN = f"""# managed by hand, keep this comment
@@ -54,14 +54,7 @@ def _fake_reader(state: dict[str, bytes | None]) -> FakeNodeReader:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    reason = can_run()
-    if reason:
-        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
-            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
-        pytest.skip(reason)
-    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
-    yield ssh_server
-    ssh_server.stop()
+    yield from running_server(tmp_path_factory)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ preview`` does (tests/sshd.py plays the node), and ``pulumi up`` stops on a node
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from components.config.fields import ConfigError
 from components.nodes.read import SshNodeReader
 from components.preview.render import render_stack
 from tests.fixture_stacks import stack_file
-from tests.sshd import SshServer, can_run
+from tests.sshd import SshServer, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FOREIGN = b"configs:\n  mirror.example:5000:\n    auth:\n      username: u\n      password: node-secret\n"
@@ -28,14 +27,7 @@ FOREIGN = b"configs:\n  mirror.example:5000:\n    auth:\n      username: u\n    
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    reason = can_run()
-    if reason:
-        if os.environ.get("EDGE_REGISTRY_REQUIRE_SERVERS"):
-            pytest.fail(f"{reason}; EDGE_REGISTRY_REQUIRE_SERVERS is set")
-        pytest.skip(reason)
-    ssh_server = SshServer(tmp_path_factory.mktemp("sshd")).start()
-    yield ssh_server
-    ssh_server.stop()
+    yield from running_server(tmp_path_factory)
 
 
 def _dead_port() -> int:
