@@ -14,6 +14,7 @@ PKCS#8 without a passphrase, because the chart takes the key as a plain value.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Sequence
@@ -56,6 +57,39 @@ def parse_time(text: str) -> datetime:
     """Inverse of :func:`format_time`."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def pem_blocks(text: str) -> list[str]:
+    """The certificates of a PEM text (a CA file may hold several), each normalized to its
+    ``BEGIN``/``END`` lines and one final newline. Text without a PEM certificate counts as one
+    opaque entry (the offline render's stand-ins). No parsing: the render loads no ``cryptography``."""
+    blocks = [block.replace("\r\n", "\n") + "\n" for block in _PEM_BLOCK.findall(text)]
+    if blocks:
+        return blocks
+    return [text.strip() + "\n"] if text.strip() else []
+
+
+def trust_bundle(certificates: Sequence[str]) -> str:
+    """One CA file for ``certificates`` (PEM texts, in order, duplicates dropped): a single one
+    exactly as given, so a site with one CA writes the bytes it always wrote; several as their
+    certificates one after the other (what containerd's ``ca_file`` and OpenSSL's ``CAfile`` take)."""
+    texts = [text for text in certificates if text]
+    if len(texts) == 1 or len({tuple(pem_blocks(text)) for text in texts}) == 1:
+        return texts[0]
+    blocks: list[str] = []
+    for text in texts:
+        blocks += [block for block in pem_blocks(text) if block not in blocks]
+    return "".join(blocks)
+
+
+def bundle_holds(bundle: str, certificate: str) -> bool:
+    """Whether the CA file ``bundle`` holds every certificate of ``certificate``."""
+    held = set(pem_blocks(bundle))
+    wanted = pem_blocks(certificate)
+    return bool(wanted) and all(block in held for block in wanted)
 
 
 def renewal_due(not_after: str, renew_before_days: float, at: datetime) -> bool:

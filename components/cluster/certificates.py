@@ -6,13 +6,20 @@ itself is `cryptography` (:mod:`components.tls`), so it is tested for real. As r
 certificate is issued once, kept (its key a secret) in the state, renewed before it expires and
 shown in a preview as a replacement when it will be.
 
-* :class:`SiteCa` — the per-site CA the nodes trust. Replaced only when its name changes or it is
-  within ``renewBeforeDays`` of its (long) expiry. A new ``renewBeforeDays`` or ``validityDays``
-  alone changes nothing now (no update): it applies at the next renewal.
+* :class:`SiteCa` — the per-site CA the nodes trust. Replaced only when its name changes. Within
+  ``renewBeforeDays`` of its (long) expiry it is *renewed* by an update: a new CA and key, and
+  ``issuedAt`` says when. That is step 1 of a CA renewal (docs/runbooks.md, "Renew the site
+  CA"): the server certificate keeps its CA until every node trusts the new one
+  (components/cluster/ca_renewal.py). A new ``renewBeforeDays`` or ``validityDays`` alone changes
+  nothing now (no update): it applies at the next renewal.
 * :class:`ServerCertificate` — the registry's certificate, signed by the site CA (or a CA the site
-  brings). Replaced when its CA, IP addresses or DNS names change, and when it is within
-  ``renewBeforeDays`` of expiry. Its CA stays, so the nodes keep trusting a renewed certificate
-  without any change on them.
+  brings). Replaced when its IP addresses or DNS names change, when it is within
+  ``renewBeforeDays`` of expiry, and when its CA input is another CA *and* ``caTrusted`` (every
+  live node's CA file holds that CA) says the nodes are ready: step 2 of a CA renewal. Until
+  then it keeps the CA it was issued with (``caCertificatePem`` in its state), and a renewal that
+  falls due meanwhile waits for that switch unless the certificate has expired. ``issuedAt``
+  says when it was issued. Its CA stays otherwise, so the nodes keep trusting a renewed
+  certificate without any change on them.
 
 Nothing outside the state is created, so ``delete`` has nothing to undo. ``create`` runs only on
 ``pulumi up``: the Python dynamic provider does not declare ``supportsPreview``, so a preview
@@ -54,6 +61,11 @@ RENEW_BEFORE_DAYS = "renewBeforeDays"
 CERTIFICATE_PEM = "certificatePem"
 KEY_PEM = "keyPem"
 NOT_AFTER = "notAfter"
+#: ServerCertificate: every live node trusts ``caCertificatePem`` (a fact read at program time);
+#: absent: the caller does not stage a new CA (the certificate follows its CA at once).
+CA_TRUSTED = "caTrusted"
+#: When the CA or the certificate was issued (created, renewed); states written before it lack it.
+ISSUED_AT = "issuedAt"
 
 #: Lifetime of a site CA: long, since renewing it means a new CA file on every node.
 CA_VALIDITY_DAYS = 3650
@@ -93,24 +105,22 @@ def _due(olds: dict[str, Any], news: dict[str, Any]) -> bool:
     return _known_number(renew) and tls.renewal_due(not_after, renew, now())
 
 
+def _expired(olds: dict[str, Any]) -> bool:
+    not_after = olds.get(NOT_AFTER)
+    return not isinstance(not_after, str) or not not_after or tls.parse_time(not_after) <= now()
+
+
 class _CertificateProvider(ResourceProvider):
-    """What both providers share: replace on identity inputs or when due, update the tuning."""
+    """What both providers share: identity inputs, the tuning, the state as the only copy.
+
+    New lifetimes (``validityDays``, ``renewBeforeDays``) are never a change in either ``diff``:
+    the engine records them as inputs and keeps the certificate, and the next renewal uses them.
+    An update would preview the certificate and key as unknown, and the release and nodes with them.
+    """
 
     replace_keys: tuple[str, ...] = ()
     update_keys: tuple[str, ...] = (VALIDITY_DAYS, RENEW_BEFORE_DAYS)
     output_keys: tuple[str, ...] = (CERTIFICATE_PEM, KEY_PEM, NOT_AFTER)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Replace for other names, another CA, or a due renewal; nothing else is a change.
-
-        New lifetimes (``validityDays``, ``renewBeforeDays``) are no update: the engine records
-        them as inputs and keeps the certificate, and the next renewal uses them. An update would
-        preview the certificate and key as unknown, and the release and nodes with them.
-        """
-        replaces = [k for k in self.replace_keys if _changed(olds.get(k), news.get(k))]
-        if _due(olds, news):
-            replaces.append(NOT_AFTER)
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Not asked for by diff any more; kept for a plan made by an older diff: the certificate stays."""
@@ -130,6 +140,30 @@ class SiteCaProvider(_CertificateProvider):
     """Dynamic provider behind :class:`SiteCa`."""
 
     replace_keys = (COMMON_NAME,)
+    output_keys = (CERTIFICATE_PEM, KEY_PEM, NOT_AFTER, ISSUED_AT)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Replace for another name; a due CA is an *update* (renewed in place, step 1 of a CA
+        renewal: its dependents see a new CA, the server certificate waits for the nodes);
+        nothing else is a change (new lifetimes apply at the next renewal)."""
+        replaces = [k for k in self.replace_keys if _changed(olds.get(k), news.get(k))]
+        if replaces:
+            return DiffResult(changes=True, replaces=replaces, delete_before_replace=False)
+        return DiffResult(changes=_due(olds, news), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Renew the CA when it is due (a new key too); otherwise (a plan made by an older diff)
+        keep it and record the new inputs."""
+        if not _due(olds, news):
+            return super().update(_id, olds, news)
+        return UpdateResult(self._issue(news))
+
+    def _issue(self, props: dict[str, Any]) -> dict[str, Any]:
+        issued = tls.issue_ca(props[COMMON_NAME], props[VALIDITY_DAYS], now())
+        outs = {k: props.get(k) for k in self.replace_keys + self.update_keys}
+        outs.update({CERTIFICATE_PEM: issued.certificate_pem, KEY_PEM: issued.key_pem,
+                     NOT_AFTER: tls.format_time(issued.not_after), ISSUED_AT: tls.format_time(now())})
+        return outs
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """A name and sane lifetimes."""
@@ -140,17 +174,39 @@ class SiteCaProvider(_CertificateProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Issue the CA."""
-        issued = tls.issue_ca(props[COMMON_NAME], props[VALIDITY_DAYS], now())
-        outs = {k: props.get(k) for k in self.replace_keys + self.update_keys}
-        outs.update({CERTIFICATE_PEM: issued.certificate_pem, KEY_PEM: issued.key_pem,
-                     NOT_AFTER: tls.format_time(issued.not_after)})
-        return CreateResult(f"ca-{tls.load_certificate(issued.certificate_pem).serial_number:x}", outs)
+        outs = self._issue(props)
+        return CreateResult(f"ca-{tls.load_certificate(outs[CERTIFICATE_PEM]).serial_number:x}", outs)
 
 
 class ServerCertificateProvider(_CertificateProvider):
     """Dynamic provider behind :class:`ServerCertificate`."""
 
     replace_keys = (CA_CERTIFICATE_PEM, IP_ADDRESSES, DNS_NAMES)
+    output_keys = (CERTIFICATE_PEM, KEY_PEM, NOT_AFTER, ISSUED_AT)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Replace for other names, for a due renewal, and for another CA once the nodes trust it.
+
+        With ``caTrusted`` among the inputs (the site stages a new CA): another CA replaces the
+        certificate only when ``caTrusted`` is true and the CA is known; until then it keeps the
+        CA it was issued with, and a due renewal waits for the switch (which renews it anyway)
+        unless the certificate has expired. Without ``caTrusted``: another CA, or one not known
+        yet, replaces it at once.
+        """
+        replaces = [k for k in (IP_ADDRESSES, DNS_NAMES) if _changed(olds.get(k), news.get(k))]
+        ca, issued_with = news.get(CA_CERTIFICATE_PEM), olds.get(CA_CERTIFICATE_PEM)
+        if CA_TRUSTED not in news:
+            waiting = False
+            if _changed(issued_with, ca):
+                replaces.insert(0, CA_CERTIFICATE_PEM)
+        else:
+            # Unknown (a preview in which the CA itself changes): the nodes cannot trust it yet.
+            waiting = _changed(issued_with, ca) and (news.get(CA_TRUSTED) is not True or ca == UNKNOWN)
+            if _changed(issued_with, ca) and not waiting:
+                replaces.insert(0, CA_CERTIFICATE_PEM)
+        if _due(olds, news) and (not waiting or _expired(olds)):
+            replaces.append(NOT_AFTER)
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """A CA, at least one name, sane lifetimes."""
@@ -172,7 +228,7 @@ class ServerCertificateProvider(_CertificateProvider):
         # The CA key is an input only: it is not copied into the outputs.
         outs = {k: props.get(k) for k in self.replace_keys + self.update_keys}
         outs.update({CERTIFICATE_PEM: issued.certificate_pem, KEY_PEM: issued.key_pem,
-                     NOT_AFTER: tls.format_time(issued.not_after)})
+                     NOT_AFTER: tls.format_time(issued.not_after), ISSUED_AT: tls.format_time(now())})
         return CreateResult(f"cert-{tls.load_certificate(issued.certificate_pem).serial_number:x}", outs)
 
 
@@ -195,7 +251,7 @@ class _IssuedResource(Resource):
 
 
 class SiteCa(_IssuedResource, module="edgeregistry", name="SiteCa"):
-    """The site's CA, issued once and kept; ``key_pem`` is a secret output."""
+    """The site's CA, issued once and kept, renewed in place when due; ``key_pem`` is a secret output."""
 
     certificate_pem: pulumi.Output[str]
     """The CA certificate, PEM (installed on every node)."""
@@ -203,6 +259,8 @@ class SiteCa(_IssuedResource, module="edgeregistry", name="SiteCa"):
     """The CA's private key, PEM (secret)."""
     not_after: pulumi.Output[str]
     """When the CA expires, ISO 8601 UTC."""
+    issued_at: pulumi.Output[str]
+    """When it was issued (created or renewed); unknown in a preview of a state written before it."""
 
     def __init__(
         self,
@@ -215,10 +273,11 @@ class SiteCa(_IssuedResource, module="edgeregistry", name="SiteCa"):
     ) -> None:
         props = {
             COMMON_NAME: common_name, VALIDITY_DAYS: validity_days, RENEW_BEFORE_DAYS: renew_before_days,
-            CERTIFICATE_PEM: None, KEY_PEM: None, NOT_AFTER: None,
+            CERTIFICATE_PEM: None, KEY_PEM: None, NOT_AFTER: None, ISSUED_AT: None,
         }
         super().__init__(SiteCaProvider(), resource_name, props, _secret_options(opts))
         self._expose_outputs()
+        self.issued_at = getattr(self, ISSUED_AT)
 
 
 class ServerCertificate(_IssuedResource, module="edgeregistry", name="ServerCertificate"):
@@ -230,6 +289,10 @@ class ServerCertificate(_IssuedResource, module="edgeregistry", name="ServerCert
     """Its private key, PEM (the chart's ``tls.key``, base64; secret)."""
     not_after: pulumi.Output[str]
     """When it expires, ISO 8601 UTC."""
+    issued_with: pulumi.Output[str]
+    """The CA certificate it was issued with (during a CA renewal: the old CA until the switch)."""
+    issued_at: pulumi.Output[str]
+    """When it was issued; unknown in a preview of a state written before it."""
 
     def __init__(
         self,
@@ -241,6 +304,7 @@ class ServerCertificate(_IssuedResource, module="edgeregistry", name="ServerCert
         dns_names: pulumi.Input[list[str]],
         validity_days: pulumi.Input[float],
         renew_before_days: pulumi.Input[float],
+        ca_trusted: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -249,7 +313,11 @@ class ServerCertificate(_IssuedResource, module="edgeregistry", name="ServerCert
             CA_KEY_PEM: pulumi.Output.secret(ca_key_pem),
             IP_ADDRESSES: ip_addresses, DNS_NAMES: dns_names,
             VALIDITY_DAYS: validity_days, RENEW_BEFORE_DAYS: renew_before_days,
-            CERTIFICATE_PEM: None, KEY_PEM: None, NOT_AFTER: None,
+            CERTIFICATE_PEM: None, KEY_PEM: None, NOT_AFTER: None, ISSUED_AT: None,
         }
+        if ca_trusted is not None:
+            props[CA_TRUSTED] = ca_trusted
         super().__init__(ServerCertificateProvider(), resource_name, props, _secret_options(opts))
         self._expose_outputs()
+        self.issued_with = getattr(self, CA_CERTIFICATE_PEM)
+        self.issued_at = getattr(self, ISSUED_AT)

@@ -38,8 +38,9 @@ __all__ = [
 READ_HEADER = "edge-registry-read 2"
 """First line of read.sh's output (2: adds the ``applied`` line). Later additions kept the
 version, because an older script's output still parses: the ``ca`` line (missing from a read
-script installed before it, so :attr:`NodeRead.ca` is None) and the generation in ``applied``
-(printed by any version-2 script, which prints that file as it is)."""
+script installed before it, so :attr:`NodeRead.ca` is None), the generation in ``applied``
+(printed by any version-2 script, which prints that file as it is) and the ``ca`` section (the
+installed CA file; :attr:`NodeRead.ca_content` None from an older script)."""
 APPLY_HEADER = "edge-registry-apply 1"
 """First line of the apply payload."""
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -124,6 +125,11 @@ class NodeRead:
     ca: str | None = "none"
     """sha256 of the CA file edge-registry installed beside the file (``absent``: gone since),
     ``none``: it installed none; None: not reported (a read script older than the CA line)."""
+    ca_content: bytes | None = None
+    """The CA file edge-registry installed beside the file, as it is on the node (its checksum is
+    :attr:`ca`); None: none installed, gone, or not reported (a read script older than the CA
+    section). Certificates only: public. The site's CA renewal reads which CAs a node trusts from it
+    (components/cluster/ca_renewal.py)."""
 
 
 def render_read_output(
@@ -138,12 +144,14 @@ def render_read_output(
     applied_pending: bool = False,
     applied_generation: int | None = None,
     ca: str | None = "none",
+    ca_content: bytes | None = None,
 ) -> str:
     """The stdout ``read.sh`` prints (last newline trimmed).
 
     With the defaults: a node whose registries.yaml is ``content`` (None: no file) and that
     edge-registry never touched. The keywords describe the record beside the file
-    (``owned`` None: no owned-keys file; ``applied_expected`` None: no ``applied`` file).
+    (``owned`` None: no owned-keys file; ``applied_expected`` None: no ``applied`` file;
+    ``ca_content``: the installed CA file, printed after the record).
     """
     lines = [READ_HEADER, f"file {file_sha(content)}", f"written {written or 'none'}"]
     lines.append(f"original {file_sha(original)}" if recorded else "original none")
@@ -156,7 +164,7 @@ def render_read_output(
     if ca is not None:
         lines.append(f"ca {ca}")
     sections = [("content", content), ("original", original if recorded else None),
-                ("owned", None if owned is None else _owned_text(owned))]
+                ("owned", None if owned is None else _owned_text(owned)), ("ca", ca_content)]
     for name, data in sections:
         if data is not None:
             lines += [f"begin {name}", *_b64_lines(data), f"end {name}"]
@@ -177,6 +185,7 @@ def parse_read_output(stdout: str) -> NodeRead:
         if name not in fields:
             raise NodeMirrorError(f"read output has no {name!r} line")
     content = sections.get("content")
+    ca_content = sections.get("ca")
     if file_sha(content) != fields["file"]:
         raise NodeMirrorError("read output is inconsistent (file checksum); run pulumi up again")
     recorded = fields["original"] != "none"
@@ -194,6 +203,8 @@ def parse_read_output(stdout: str) -> NodeRead:
         applied_expected=applied_expected or None, applied_pending=applied_pending == "yes",
         applied_generation=int(applied_generation) if applied_generation.isdigit() else None,
         ca=fields.get("ca"),
+        # Only with a matching checksum: a CA file changed between the two reads is not reported.
+        ca_content=ca_content if ca_content is not None and fields.get("ca") == file_sha(ca_content) else None,
     )
 
 

@@ -32,3 +32,5 @@ if [ -n "$content" ]; then printf 'begin content\n%s\nend content\n' "$content"
 elif [ "$file" != absent ]; then printf 'begin content\nend content\n'; fi
 if [ -f "$side/original" ]; then section original "$side/original"; fi
 if [ -f "$side/owned" ]; then section owned "$side/owned"; fi
+# the installed CA file itself (certificates only): which CAs the node trusts, for a CA renewal
+if [ -f "$side/ca-file" ]; then ca_file=$(cat "$side/ca-file"); [ ! -f "$ca_file" ] || section ca "$ca_file"; fi
