@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.config.azure import MAX_CONNECTED_REGISTRY_NAME
-from components.config.fields import ConfigError
+from components.config.fields import BOOL_EXPECTED, ConfigError
 from components.config.loading import load_site_config
 from components.config.site import SiteConfig
 
@@ -112,7 +112,7 @@ def test_empty_optional_node_fields_are_refused() -> None:
 @pytest.mark.parametrize("value", ["yes", "no", "on", "1", "0", "TRUE", "", "y"])
 def test_booleans_are_only_true_or_false(value: str) -> None:
     problems = problems_for(with_(httpEnabled=value))
-    assert problems == [f"edge-registry:httpEnabled: {value!r} is invalid: expected true or false"]
+    assert problems == [f"edge-registry:httpEnabled: {value!r} is invalid: {BOOL_EXPECTED}"]
 
 
 def test_booleans_accept_what_pulumi_config_get_bool_accepts() -> None:
@@ -266,7 +266,7 @@ def test_an_invalid_chart_version_is_one_problem() -> None:
 
 def test_a_negative_expiry_is_one_problem_not_two() -> None:
     assert problems_for(with_(passwordExpiryDays="-5")) == [
-        "edge-registry:passwordExpiryDays: -5 is invalid: Input should be greater than or equal to 1"
+        "edge-registry:passwordExpiryDays: -5 is invalid: expected a whole number from 1 to 3650"
     ]
     # The cross rule still holds when both values are valid on their own.
     (problem,) = problems_for(with_(passwordExpiryDays="20", passwordRotateBeforeDays="25"))

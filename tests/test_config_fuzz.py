@@ -137,8 +137,18 @@ def stack_configs(draw: st.DrawFn) -> tuple[dict[str, Any], frozenset[str], list
     return values, frozenset(secret), others
 
 
+#: Words of the libraries underneath (pydantic, argparse, Python), never of a stack file: a message
+#: says what the key accepts in the project's words instead.
+LIBRARY_WORDS = re.compile(
+    r"Input should|should be a valid|valid (?:tuple|list|dictionary|string|integer|boolean|number)|Value error|"
+    r"Field required|Extra inputs|validation errors? for|errors\.pydantic\.dev|\[type=|_positive|invalid literal|"
+    r"object has no attribute|NoneType|Traceback"
+)
+
+
 def assert_config_error(error: ConfigError, given_keys: set[str], stack_file: str | None = None) -> None:
-    """Every problem is one line that starts with a config key; no secret in any of them."""
+    """Every problem is one line that starts with a config key, in the project's words (no library
+    wording); no secret in any of them."""
     known = {f"edge-registry:{k}" for k in PROJECT_KEYS} | given_keys | {"azure-native:subscriptionId"}
     assert error.problems, "a ConfigError with no problem"
     for problem in error.problems:
@@ -152,6 +162,8 @@ def assert_config_error(error: ConfigError, given_keys: set[str], stack_file: st
         assert (colon and f"{namespace}:{base}" in known) or head in given_keys, problem
     assert MARK not in "\n".join(error.problems), error.problems
     assert "Traceback" not in str(error)
+    leaked = [p for p in error.problems if LIBRARY_WORDS.search(p)]
+    assert not leaked, leaked
 
 
 @FUZZ

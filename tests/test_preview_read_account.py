@@ -128,4 +128,27 @@ def test_cli_prints_script_and_rule() -> None:
     sudoers = run_sh([sys.executable, "-m", "components.nodes.read_account", "sudoers", "--path", "/etc/rancher/rke2/registries.yaml"])
     assert sudoers.returncode == 0 and f"{READ_SCRIPT} /etc/rancher/rke2/registries.yaml" in sudoers.stdout
     bad = run_sh([sys.executable, "-m", "components.nodes.read_account", "sudoers", "--path", "/etc/*"])
-    assert bad.returncode == 2 and "error:" in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr == "python -m components read-account sudoers: not an absolute registries.yaml path: '/etc/*'\n"
+
+
+@needs_sudo_tools
+def test_sudoers_ready_rule_adds_the_readiness_check_and_nothing_else(tmp_path: Path) -> None:
+    found = rules(preview_read_account.sudoers_lines(ready=True), tmp_path)
+    assert sorted(r["command"] for r in found) == sorted(
+        [f"{READ_SCRIPT} {DEFAULT_PATH}", f"{READ_SCRIPT} resolve {DEFAULT_PATH}"])
+    assert all(r["users"] == [READER_USER] and r["runas"] == ["root"] and r["options"] == [{"authenticate": False}]
+               for r in found)
+    # The commands the account runs are exactly the rules' commands.
+    assert preview_read_account.resolve_command(DEFAULT_PATH) == f"sudo -n {READ_SCRIPT} resolve {DEFAULT_PATH}"
+    # Without --ready, the read alone (as before).
+    assert only_the_read(rules(preview_read_account.sudoers_lines(), tmp_path), [DEFAULT_PATH])
+
+
+def test_installed_script_resolve_verb_needs_a_plan(installed: Path, tmp_path: Path) -> None:
+    target = tmp_path / "registries.yaml"
+    target.write_bytes(b"mirrors: {}\n")
+    no_plan = subprocess.run([str(installed), "resolve", str(target)], input="", capture_output=True, text=True, timeout=30)
+    assert no_plan.returncode == 1 and "not an edge-registry resolve plan" in no_plan.stderr
+    assert run_sh([str(installed), "resolve"]).returncode == 2
+    assert run_sh([str(installed), "resolve", str(target), "x"]).returncode == 2

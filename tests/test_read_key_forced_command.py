@@ -10,6 +10,7 @@ it at :data:`READ_SCRIPT` (root's) and removes it afterwards unless it was there
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -298,6 +299,162 @@ def test_cli_authorized_keys(tmp_path: Path) -> None:
     assert done.stdout.endswith(" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE op@laptop\n")
     assert "/etc/rancher/rke2/registries.yaml" in done.stdout and "/etc/rancher/k3s/" not in done.stdout
     bad = subprocess.run([*run, "--path", "/etc/*"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:")
+    assert bad.returncode == 2 and bad.stderr == (
+        "python -m components read-account authorized-keys: --path: not an absolute registries.yaml path: '/etc/*'\n")
     missing = subprocess.run([*run[:-1], str(tmp_path / "none.pub")], capture_output=True, text=True)
-    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert missing.returncode == 2 and f"--key {tmp_path / 'none.pub'}: no such file" in missing.stderr
+
+
+# --------------------------------------------------------------------------- the readiness check's verb
+# `read-account authorized-keys --ready` (and `sudoers --ready`) adds one verb: the installed
+# script's `resolve PATH`, which asks the mirror that PATH names for image manifests. It may ask
+# only an endpoint the file names, only HEAD of /v2/<repository>/manifests/<reference>.
+
+LOGIN_SERVER = "contosoedge.azurecr.io"
+READY_DIGEST = "sha256:" + "c" * 64
+
+
+class Mirror:
+    """A registry stand-in on 127.0.0.1 that records every request and knows one manifest."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                requests.append((self.command, self.path, self.headers.get("Authorization"), self.headers.get("Accept")))
+                known = self.command == "HEAD" and self.path == "/v2/samples/hello/manifests/v1"
+                self.send_response(200 if known else 404)
+                if known:
+                    self.send_header("Docker-Content-Digest", READY_DIGEST)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class ReadySetup:
+    setup: Setup
+    path: str
+    content: bytes
+    ready_key: Path
+    mirror: Mirror
+    elsewhere: Mirror
+
+
+@pytest.fixture(scope="module")
+def ready_setup(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadySetup]:
+    root = tmp_path_factory.mktemp("readykey")
+    ready_key = root / "ready_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edge-registry-ready", "-f", str(ready_key)],
+                   check=True)
+    mirror, elsewhere = Mirror(), Mirror()
+    try:
+        with node_dir("k3s") as node_root:
+            path = node_root / "k3s" / "registries.yaml"
+            content = (f'mirrors:\n  {LOGIN_SERVER}:\n    endpoint: ["http://{mirror.endpoint}"]\n'
+                       f'configs:\n  "{mirror.endpoint}":\n    auth:\n      username: client\n      password: secret\n').encode()
+            NodePath(path).write_bytes(content)
+            printed = subprocess.run(
+                [sys.executable, "-m", "components", "read-account", "authorized-keys", "--key", f"{ready_key}.pub",
+                 "--path", str(path), "--ready"],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent,
+            ).stdout
+            with (setup.server.root / "authorized_keys").open("a") as keys:
+                keys.write(printed)
+            yield ReadySetup(setup, str(path), content, ready_key, mirror, elsewhere)
+    finally:
+        mirror.close()
+        elsewhere.close()
+
+
+def _plan(ready: ReadySetup, endpoint: str | None = None, images: tuple[str, ...] = ("samples/hello:v1",),
+          content: bytes | None = None) -> str:
+    from components.config.images import ImageReference
+    from components.nodes.resolve import MirrorEndpoint, mirror_plan, resolve_stdin
+
+    plan = mirror_plan(ready.content, LOGIN_SERVER)
+    if endpoint is not None:
+        plan = [MirrorEndpoint(endpoint, None, False, plan[0].auth)]
+    return resolve_stdin(content if content is not None else ready.content, plan, [ImageReference(*i.split(":")) for i in images])
+
+
+def resolve(ready: ReadySetup, stdin: str, key: Path | None = None, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    argv = _ssh_argv(ready.setup.server, key or ready.ready_key, "-T") + [read_account.resolve_command(path or ready.path)]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_the_ready_key_resolves_a_manifest_through_the_mirror_the_file_names(ready_setup: ReadySetup) -> None:
+    from components.nodes.resolve import Attempt, parse_resolve_output
+
+    before = len(ready_setup.mirror.requests)
+    done = resolve(ready_setup, _plan(ready_setup, images=("samples/hello:v1", "samples/absent:v1")))
+
+    assert done.returncode == 0, done.stderr
+    endpoint = f"http://{ready_setup.mirror.endpoint}"
+    assert parse_resolve_output(done.stdout, 2) == [
+        [Attempt(endpoint, "ok", READY_DIGEST)], [Attempt(endpoint, "http-404", None)]]
+    seen = ready_setup.mirror.requests[before:]
+    assert [(method, path) for method, path, _auth, _accept in seen] == [
+        ("HEAD", "/v2/samples/hello/manifests/v1"), ("HEAD", "/v2/samples/absent/manifests/v1")]
+    assert {auth for _m, _p, auth, _a in seen} == {"Basic " + base64.b64encode(b"client:secret").decode()}
+    assert all("application/vnd.oci.image.index.v1+json" in accept for *_rest, accept in seen)
+
+
+def test_the_ready_key_refuses_a_plan_the_file_does_not_back(ready_setup: ReadySetup) -> None:
+    hello = "samples/hello:v1"
+    for stdin, says in (
+        (_plan(ready_setup, endpoint=f"http://{ready_setup.elsewhere.endpoint}"), "names no such endpoint"),
+        # the cloud registry: its name is a mirror key in the file, never an endpoint
+        (_plan(ready_setup, endpoint=f"https://{LOGIN_SERVER}"), "names no such endpoint"),
+        # a port that is only the start of the mirror's
+        (_plan(ready_setup, endpoint=f"http://{ready_setup.mirror.endpoint[:-1]}"), "names no such endpoint"),
+        (_plan(ready_setup, endpoint=f"http://{ready_setup.mirror.endpoint}/v2/x"), "expected scheme://host[:port]"),
+        (_plan(ready_setup, images=("samples/../../etc:v1",)), "not a repository name"),
+        (_plan(ready_setup, images=(hello,)).replace(" v1\n", " v1;id\n"), "not a tag"),
+        (_plan(ready_setup, content=ready_setup.content + b"\n"), "changed since it was read"),
+        (_plan(ready_setup) + "exec id\n", "unexpected plan line"),
+        ("", "not an edge-registry resolve plan"),
+    ):
+        before = len(ready_setup.mirror.requests)
+        done = resolve(ready_setup, stdin)
+        assert done.returncode == 1 and says in done.stderr, (says, done)
+        assert "attempt" not in done.stdout and ready_setup.mirror.requests[before:] == []
+    assert ready_setup.elsewhere.requests == []
+
+
+def test_the_ready_key_runs_nothing_else(ready_setup: ReadySetup) -> None:
+    server, setup = ready_setup.setup.server, ready_setup.setup
+    for command in ("id", f"{read_account.resolve_command(ready_setup.path)}; id", read_command(setup.path),
+                    read_account.resolve_command(setup.path)):
+        done = subprocess.run(_ssh_argv(server, ready_setup.ready_key, "-T") + [command], capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1, (command, done)
+        assert "runs the registries.yaml read and the image readiness check only" in done.stderr
+        assert "uid=" not in done.stdout
+    # its own file's read still works
+    read = subprocess.run(_ssh_argv(server, ready_setup.ready_key, "-T") + [read_command(ready_setup.path)],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert read.returncode == 0 and read.stdout.startswith("edge-registry-read 2\n")
+
+
+def test_the_read_key_without_ready_refuses_the_resolve(ready_setup: ReadySetup) -> None:
+    setup = ready_setup.setup
+    before = len(ready_setup.mirror.requests)
+    done = resolve(ready_setup, _plan(ready_setup), key=setup.read_key, path=setup.path)
+    assert done.returncode == 1 and "registries.yaml read only" in done.stderr
+    assert ready_setup.mirror.requests[before:] == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -18,6 +19,7 @@ from components.config.fields import (
     ConfigInt,
     ConfigModel,
     OptionalName,
+    PROJECT,
     OptionalTrimmedName,
     ValueEcho,
     is_placeholder,
@@ -240,3 +242,58 @@ class PullSecretSettings(ConfigModel):
         if not DNS_SUBDOMAIN_RE.fullmatch(value):
             raise ValueError("expected a Kubernetes object name (DNS subdomain)")
         return value
+
+
+def kubeconfig_problems(
+    kubeconfig_path: str | None, kube_context: str | None, kubeconfig: str | None = None
+) -> list[str]:
+    """What stops the Kubernetes provider on the machine running pulumi: a ``kubeconfigPath``
+    that is not a readable kubeconfig here, or a context (``kubeContext``, else the file's
+    ``current-context``) that the kubeconfig does not have. One line per problem, naming its key.
+
+    ``kubeconfig``: the content set with ``--secret`` instead of a path (never quoted).
+    """
+    path_key, context_key = f"{PROJECT}:kubeconfigPath", f"{PROJECT}:kubeContext"
+    if kubeconfig_path is not None:
+        where = kubeconfig_path
+        path = Path(kubeconfig_path).expanduser()
+        expanded = f" ({path})" if str(path) != kubeconfig_path else ""
+        if not path.exists():
+            return [f"{path_key}: {kubeconfig_path!r}{expanded} does not exist on this machine; expected the path of "
+                    "a kubeconfig file here (or set kubeconfig, with --secret, to its content)"]
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except IsADirectoryError:
+            return [f"{path_key}: {kubeconfig_path!r}{expanded} is a directory; expected a kubeconfig file"]
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            return [f"{path_key}: {kubeconfig_path!r}{expanded} cannot be read: {reason}"]
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            return [f"{path_key}: {kubeconfig_path!r}{expanded} is not valid YAML{at}; expected a kubeconfig"]
+        if not isinstance(doc, dict) or not doc.get("clusters") or not doc.get("contexts"):
+            return [f"{path_key}: {kubeconfig_path!r}{expanded} is not a kubeconfig: expected `clusters` and `contexts`"]
+    elif kubeconfig is not None and not is_placeholder(kubeconfig):
+        where = "the kubeconfig set in edge-registry:kubeconfig"
+        try:
+            doc = yaml.safe_load(kubeconfig)
+        except yaml.YAMLError:
+            return []  # the config check reports it
+        if not isinstance(doc, dict) or not isinstance(doc.get("contexts"), list):
+            return []
+    else:
+        return []
+    contexts = [str(c.get("name")) for c in doc.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    known = ", ".join(map(repr, contexts)) or "none"
+    if kube_context is not None:
+        if kube_context not in contexts:
+            return [f"{context_key}: {kube_context!r} is not a context in {where}; expected one of {known}"]
+        return []
+    current = doc.get("current-context")
+    if not current:
+        return [f"{context_key}: not set, and {where} has no current-context; set it to one of {known}"]
+    if current not in contexts:
+        return [f"{path_key if kubeconfig_path else context_key}: the current-context of {where}, {current!r}, is "
+                f"not one of its contexts; set {context_key} to one of {known}"]
+    return []

@@ -43,12 +43,17 @@ def full_key(name: str) -> str:
 # Pulumi hands every value to the program as a string. pydantic's lax mode would read "yes",
 # "on" or "1" as true and true as 1; these accept exactly what pulumi.Config's getters accept.
 
+#: What a boolean setting accepts: Pulumi reads only these as booleans (YAML 1.2, as the Pulumi
+#: CLI parses stack files), so an unquoted `yes` reaches the program as the text "yes".
+BOOL_EXPECTED = "expected true or false (yes, no, on and off are not booleans to Pulumi)"
+
+
 def _strict_bool(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value in ("true", "True", "false", "False"):
         return value.lower() == "true"
-    raise ValueError("expected true or false")
+    raise ValueError(BOOL_EXPECTED)
 
 
 #: More digits than any setting needs; Python refuses to parse very long ones (4300 digits) anyway.

@@ -27,6 +27,8 @@ from components.config.site import CROSS_FIELD_MARKER, SiteConfig, cross_field_p
 
 _ALIASES = {name: (field.alias or name) for name, field in SiteConfig.model_fields.items()}
 _NODE_ALIASES = {name: (field.alias or name) for name, field in NodeConfig.model_fields.items()}
+_NAMES = {alias: name for name, alias in _ALIASES.items()}
+_NODE_NAMES = {alias: name for name, alias in _NODE_ALIASES.items()}
 
 #: Keys whose values Pulumi hands over as JSON text (arrays and objects).
 _JSON_FIELDS = frozenset(
@@ -66,6 +68,42 @@ _TYPE_MESSAGES = {
     "model_attributes_type": "expected an object (a node: host, role, …)",
     "string_type": "expected text",
 }
+
+
+#: The start of pydantic's own messages ("Input should be 'a' or 'b'", "List should have at least
+#: 1 item"): replaced by "expected ...".
+_PYDANTIC_WORDS = re.compile(r"\A(?:Input|String|List|Tuple|Dictionary|Set|Value) should (?:be |have )?")
+
+#: pydantic's errors for a number out of a field's bounds (``Field(ge=..., le=...)``).
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+
+
+def _field(loc: list[Any]) -> Any:
+    """The model field a pydantic location points at (a site setting or a node's field)."""
+    # pydantic locates an error by the key as given: the field's alias (the config key) or its name
+    if len(loc) == 1:
+        return SiteConfig.model_fields.get(_NAMES.get(str(loc[0]), str(loc[0])))
+    if str(loc[0]) == "nodes" and isinstance(loc[-1], str):
+        return NodeConfig.model_fields.get(_NODE_NAMES.get(loc[-1], loc[-1]))
+    return None
+
+
+def _bounds(loc: list[Any], ctx: Mapping[str, Any]) -> str:
+    """"a whole number from 1 to 65535": the field's bounds, as a stack file's reader says them."""
+    low = high = None
+    field = _field(loc)
+    for bound in field.metadata if field is not None else ():
+        low = getattr(bound, "ge", low)
+        high = getattr(bound, "le", high)
+    low = ctx.get("ge", low) if low is None else low
+    high = ctx.get("le", high) if high is None else high
+    if low is not None and high is not None:
+        return f"a whole number from {low} to {high}"
+    if low is not None:
+        return f"a whole number of at least {low}"
+    if high is not None:
+        return f"a whole number of at most {high}"
+    return "a whole number within its bounds (docs/configuration.md)"
 
 
 def is_secret(key: str, secret_keys: Iterable[str] = ()) -> bool:
@@ -208,8 +246,10 @@ def _format_errors(
             message = cause.hidden
         value = item.get("input")
         expected = _TYPE_MESSAGES.get(item["type"], message)
-        if item["type"] == "literal_error":
-            expected = message.replace("Input should be", "expected")
+        if item["type"] in _BOUND_ERRORS:
+            expected = f"expected {_bounds(loc, item.get('ctx') or {})}"
+        elif _PYDANTIC_WORDS.search(expected):  # pydantic's own words (literal_error: "Input should be 'a' or 'b'")
+            expected = "expected " + _PYDANTIC_WORDS.sub("", expected, count=1).strip()
         problems.append(f"{full_key(path)}: {_describe(value, top, secret_keys)} is invalid: {expected}")
     return problems
 

@@ -18,7 +18,6 @@ declaration without a default makes the key required.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import types
 import typing
@@ -29,6 +28,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from components.command_line import CommandParser
 from components.config.keys import SECRET_KEYS
 from components.config.nodes import NodeConfig
 from components.config.site import SiteConfig
@@ -176,7 +176,7 @@ def write(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components config-reference", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m components config-reference", description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's config block and the tables of docs/configuration.md")
     action.add_argument("--check", action="store_true", help="exit 1 when they are out of date")

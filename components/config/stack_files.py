@@ -17,11 +17,9 @@ from components.config.fields import PROJECT, ConfigError, placeholder
 from components.config.keys import SECRET_KEYS, key_problems
 from components.config.loading import MAX_DEPTH, load_site_config
 from components.config.site import SiteConfig
-from components.config.stack import is_secure_leaf, secure_leaf_paths
+from components.config.stack import is_secure_leaf, load_stack_yaml, secure_leaf_paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# libyaml's loader when PyYAML was built with it: a large stack file parses ~10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 #: At most this many values (leaves, lists and mappings) in one key's value: YAML aliases can make a
@@ -72,7 +70,8 @@ def _read_yaml(path: Path, what: str) -> Any:
     except OSError as error:
         raise ConfigError([f"{what}: cannot be read: {error.strerror or error}"]) from None
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)
+        # Booleans as the Pulumi CLI reads them: `yes` is text, refused where true/false belongs.
+        return load_stack_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError([f"{what}: not valid YAML: {' '.join(str(error).split())}"]) from None
     except RecursionError:

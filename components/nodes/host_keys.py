@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from components.command_line import CommandParser, number, whole_number
 from components.config.fields import PROJECT
 
 PROG = "python -m components host-key"
@@ -203,22 +204,22 @@ def _check_edit(old: str, new: str, host: str, line: str) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> CommandParser:
+    parser = CommandParser(
         prog=PROG,
         description="Scan a node's SSH host key, print its fingerprint to compare with the node's console, "
         "and pin it (the node's hostKey in Pulumi.STACK.yaml) once confirmed.",
     )
-    parser.add_argument("stack", help="stack name: edits Pulumi.STACK.yaml")
+    parser.add_argument("stack", metavar="STACK", help="the stack name (edits Pulumi.STACK.yaml)")
     parser.add_argument("--node", required=True, metavar="HOST", help="the node's host, as in the stack file")
-    parser.add_argument("--port", type=int, default=None, help="SSH port (default: the node's port, else 22)")
+    parser.add_argument("--port", type=whole_number(minimum=1, maximum=65535), default=None, help="SSH port (default: the node's port, else 22)")
     parser.add_argument("--yes", action="store_true",
                         help="write without asking; only together with --expect-fingerprint")
     parser.add_argument("--expect-fingerprint", metavar="SHA256:...",
                         help="the fingerprint read on the node's console; anything else is refused")
     parser.add_argument("--stack-dir", type=Path, default=None, metavar="DIR",
                         help="the directory of Pulumi.STACK.yaml (default: the project directory)")
-    parser.add_argument("--timeout", type=float, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=number(minimum=0.1), default=10, help=argparse.SUPPRESS)
     return parser
 
 

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from components.nodes.commands import read_command
 from components.nodes.payload import NodeMirrorError, NodeRead, parse_read_output
@@ -43,6 +43,7 @@ __all__ = [
     "NodeTarget",
     "ReadResult",
     "SshNodeReader",
+    "run_command",
     "check_read",
     "load_private_key",
 ]
@@ -88,6 +89,11 @@ class NodeFileInvalid(NodeReadFailure):
 ReadResult = NodeRead | NodeReadFailure
 """What reading one node gave."""
 
+_T = TypeVar("_T")
+#: What runs on one node once it is connected and logged in (the read, or another read-only
+#: session such as the readiness check's, components/ready/): returns its result or a failure.
+NodeSession = Callable[["paramiko.SSHClient", NodeTarget], "_T | NodeReadFailure"]
+
 
 def check_read(host: str, result: ReadResult) -> ReadResult:
     """``result``, or a :class:`NodeFileInvalid` when it is a read of a file the merge cannot keep."""
@@ -125,7 +131,24 @@ def load_private_key(text: str) -> paramiko.PKey:
             return key_class.from_private_key(io.StringIO(text))
         except (paramiko.SSHException, ValueError):
             continue
-    raise ValueError("the SSH private key is not an unencrypted ed25519, ecdsa or rsa key")
+    if "PRIVATE KEY" not in text and text.strip().startswith(("ssh-", "ecdsa-", "sk-")):
+        raise ValueError("that is a public key (a .pub line): give the private key")
+    if "ENCRYPTED" in text or _openssh_encrypted(text):
+        raise ValueError("the private key is protected by a passphrase: use an unencrypted key, or the SSH agent "
+                         "(sshAgent: true) holding it")
+    raise ValueError("not an SSH private key: expected an unencrypted ed25519, ecdsa or rsa key "
+                     "(OpenSSH or PEM format)")
+
+
+def _openssh_encrypted(text: str) -> bool:
+    """Whether an OpenSSH-format private key names a cipher (it has a passphrase)."""
+    body = "".join(line.strip() for line in text.splitlines() if line.strip() and "-----" not in line)
+    try:
+        blob = base64.b64decode(body)
+    except (binascii.Error, ValueError):
+        return False
+    # openssh-key-v1\0, then the cipher name as a length-prefixed string: "none" when unencrypted
+    return blob.startswith(b"openssh-key-v1\0") and blob[19:23] != b"none"
 
 
 def _host_key(line: str) -> paramiko.PKey:
@@ -194,20 +217,38 @@ class SshNodeReader:
         line that never ends, output a byte at a time) would never hit them. When it passes, the
         node's connection is closed and the node is a read failure naming the limit.
     :param max_workers: nodes read at the same time.
+    :param key_source: what the private key was given as, for messages: the config key
+        ``sshPrivateKey``, or ``--ssh-key FILE`` on the render's command line.
+    :param on_read: called (from a worker thread) with each node's host and result as it is
+        read: progress for a person waiting on many nodes.
     """
 
     def __init__(
-        self, connect_timeout: float = 10, command_timeout: float = 30, max_workers: int = 16, deadline: float = 60
+        self, connect_timeout: float = 10, command_timeout: float = 30, max_workers: int = 16, deadline: float = 60,
+        key_source: str = "sshPrivateKey", on_read: Callable[[str, object], None] | None = None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.deadline = deadline
         self.max_workers = max_workers
+        self.key_source = key_source
+        self.on_read = on_read
 
     def read_nodes(
         self, targets: Sequence[NodeTarget], private_key: str | None, use_agent: bool = False
     ) -> dict[str, ReadResult]:
         """Read every target in parallel; a failure is a :class:`NodeReadFailure`, never an exception."""
+        return self.run_nodes(targets, private_key, self._run_read, use_agent)
+
+    def run_nodes(
+        self,
+        targets: Sequence[NodeTarget],
+        private_key: str | None,
+        session: NodeSession[_T],
+        use_agent: bool = False,
+    ) -> dict[str, _T | NodeReadFailure]:
+        """Connect to every target in parallel as the read does (pinned host key, timeouts, the
+        deadline) and run ``session`` on each; a failure is a :class:`NodeReadFailure`."""
         if not targets:
             return {}
         key: paramiko.PKey | None = None
@@ -216,19 +257,30 @@ class SshNodeReader:
                 reason = "sshAgent is set but SSH_AUTH_SOCK is not: start an agent and add the node key"
                 return {t.host: NodeReadFailure(t.host, reason, False) for t in targets}
         elif not private_key:
-            return {t.host: NodeReadFailure(t.host, "no SSH private key (sshPrivateKey)", False) for t in targets}
+            return {t.host: NodeReadFailure(t.host, f"no SSH private key ({self.key_source})", False) for t in targets}
         else:
             try:
                 key = load_private_key(private_key)
             except ValueError as exc:
-                return {t.host: NodeReadFailure(t.host, str(exc), False) for t in targets}
+                return {t.host: NodeReadFailure(t.host, f"{self.key_source}: {exc}", False) for t in targets}
         importlib.import_module("paramiko")  # once, here, before the worker threads use it
+
+        def run(target: NodeTarget) -> _T | NodeReadFailure:
+            result = self.run_one(target, key, session)
+            if self.on_read is not None:
+                self.on_read(target.host, result)
+            return result
+
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(targets))) as pool:
-            results = list(pool.map(lambda t: self.read_one(t, key), targets))
+            results = list(pool.map(run, targets))
         return {t.host: r for t, r in zip(targets, results, strict=True)}
 
     def read_one(self, target: NodeTarget, key: paramiko.PKey | None) -> ReadResult:
         """Read one node (``key`` None: with the SSH agent), within :attr:`deadline` seconds in all."""
+        return self.run_one(target, key, self._run_read)
+
+    def run_one(self, target: NodeTarget, key: paramiko.PKey | None, session: NodeSession[_T]) -> _T | NodeReadFailure:
+        """Run ``session`` on one node within :attr:`deadline` seconds in all."""
         expired = threading.Event()
         sockets: list[socket.socket] = []
         lock = threading.Lock()
@@ -257,10 +309,10 @@ class SshNodeReader:
         timer.daemon = True
         timer.start()
         try:
-            result = self._read_one(target, key, connect)
+            result = self._connected(target, key, connect, session)
         finally:
             timer.cancel()
-        if expired.is_set() and not isinstance(result, NodeRead):
+        if expired.is_set() and isinstance(result, NodeReadFailure):
             return NodeReadFailure(
                 target.host,
                 f"{target.host}:{target.port} did not finish the read within {self.deadline:g}s, the limit per node "
@@ -270,9 +322,13 @@ class SshNodeReader:
             )
         return result
 
-    def _read_one(
-        self, target: NodeTarget, key: paramiko.PKey | None, connect: Callable[[tuple[str, int]], socket.socket]
-    ) -> ReadResult:
+    def _connected(
+        self,
+        target: NodeTarget,
+        key: paramiko.PKey | None,
+        connect: Callable[[tuple[str, int]], socket.socket],
+        session: NodeSession[_T],
+    ) -> _T | NodeReadFailure:
         import paramiko
 
         client = paramiko.SSHClient()
@@ -311,7 +367,7 @@ class SshNodeReader:
                     return NodeReadFailure(target.host, _unpinned(target.host, exc.offered), False)
                 return NodeReadFailure(target.host, _mismatch(pinned, exc.offered), False)
             except paramiko.AuthenticationException:
-                how = "the SSH agent's keys" if key is None else "sshPrivateKey"
+                how = "the SSH agent's keys" if key is None else self.key_source
                 return NodeReadFailure(target.host, f"SSH login as {target.user} with {how} was refused", False)
             except paramiko.SSHException as exc:
                 # A port that accepts but never speaks SSH (a hung node): paramiko's banner wait
@@ -325,28 +381,18 @@ class SshNodeReader:
                 return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: connection refused", True)
             except (OSError, EOFError) as exc:  # no route, DNS, timeout
                 return NodeReadFailure(target.host, f"cannot connect to {target.host}:{target.port}: {exc}", True)
-            return self._run_read(client, target)
+            return session(client, target)
         except ValueError as exc:
             return NodeReadFailure(target.host, str(exc), False)
         finally:
             client.close()
 
     def _run_read(self, client: paramiko.SSHClient, target: NodeTarget) -> ReadResult:
-        import paramiko
-
-        try:
-            stdin, stdout, stderr = client.exec_command(
-                target.command or read_command(target.path, target.user), timeout=self.command_timeout
-            )
-            stdin.close()
-            out = stdout.read().decode("utf-8", "replace")
-            err = stderr.read().decode("utf-8", "replace")
-            # (a transport closed by the deadline sets the status event too: this does not hang)
-            status = stdout.channel.recv_exit_status()
-        except (socket.timeout, TimeoutError):
-            return NodeReadFailure(target.host, f"the read did not finish within {self.command_timeout:g}s", True)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            return NodeReadFailure(target.host, f"the SSH session failed: {exc}", True)
+        done = run_command(client, target, target.command or read_command(target.path, target.user),
+                           self.command_timeout, what="the read")
+        if isinstance(done, NodeReadFailure):
+            return done
+        status, out, err = done
         if status != 0:
             last = err.strip().splitlines()[-1] if err.strip() else f"exit status {status}"
             return NodeReadFailure(target.host, f"reading {target.path} failed: {last}", False)
@@ -354,3 +400,28 @@ class SshNodeReader:
             return parse_read_output(out.removesuffix("\n"))
         except NodeMirrorError as exc:
             return NodeReadFailure(target.host, f"{target.path}: {exc}", False)
+
+
+def run_command(
+    client: paramiko.SSHClient, target: NodeTarget, command: str, timeout: float, stdin: str | None = None,
+    what: str = "the command",
+) -> tuple[int, str, str] | NodeReadFailure:
+    """Run ``command`` on a connected node, ``stdin`` (text, maybe secret: it never appears in the
+    command) on its standard input: (exit status, stdout, stderr), or a failure naming ``what``."""
+    import paramiko
+
+    try:
+        channel_in, stdout, stderr = client.exec_command(command, timeout=timeout)
+        if stdin is not None:
+            channel_in.write(stdin)
+        channel_in.close()
+        channel_in.channel.shutdown_write()
+        out = stdout.read().decode("utf-8", "replace")
+        err = stderr.read().decode("utf-8", "replace")
+        # (a transport closed by the deadline sets the status event too: this does not hang)
+        status = stdout.channel.recv_exit_status()
+    except (socket.timeout, TimeoutError):
+        return NodeReadFailure(target.host, f"{what} did not finish within {timeout:g}s", True)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        return NodeReadFailure(target.host, f"the SSH session failed: {exc}", True)
+    return status, out, err

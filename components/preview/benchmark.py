@@ -30,12 +30,14 @@ them: its fakes stand in for the program's SSH, ARM and catalog readers and issu
 and ``components/`` imports them only where a real read or issuance needs them (``--read-nodes``
 loads paramiko). Were they in the floor, a render that loaded them needlessly would look cheap.
 
-    python -m components benchmark [--precision 0.1] [--min-rounds 5] [--max-rounds 30]
+    python -m components benchmark [--precision 0.1] [--min-rounds 5] [--max-rounds 30] [--no-progress]
+
+Progress goes to stderr, a round at a time (a bar on a terminal, a line per round elsewhere);
+the figures go to stdout.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -48,6 +50,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
+
+from components.command_line import CommandParser, number, whole_number
+from components.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "stacks"
@@ -78,6 +83,9 @@ METRICS = ("seconds", "peak_kib")
 
 Sample = dict[str, float]
 
+#: A pinned host key for the large site's nodes (every node needs one; the render never dials them).
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGYWdm7ptFCJ0sJYaY+nclh895DF084UCY8JeX9+wUDc"
+
 
 def large_site(project_dir: Path) -> str:
     """Write Pulumi.large.yaml (500 repositories, 20 nodes, 10 namespaces) beside a Pulumi.yaml."""
@@ -87,7 +95,8 @@ def large_site(project_dir: Path) -> str:
     config["edge-registry:notifications"] = []
     config["edge-registry:pullSecretNamespaces"] = [f"apps-{i}" for i in range(10)]
     config["edge-registry:nodes"] = [
-        {"host": f"192.0.2.{20 + i}", "role": "server" if i < 3 else "agent", "user": "ubuntu"} for i in range(20)
+        {"host": f"192.0.2.{20 + i}", "role": "server" if i < 3 else "agent", "user": "ubuntu", "hostKey": HOST_KEY}
+        for i in range(20)
     ]
     (project_dir / "Pulumi.large.yaml").write_text(yaml.safe_dump({"config": config}))
     return "large"
@@ -128,8 +137,10 @@ def reading(interval: tuple[float, float, float], target: float) -> str:
 def collect(
     cases: dict[str, str], precision: float, min_rounds: int, max_rounds: int,
     run: Callable[[str], Sample] | None = None, rng: random.Random | None = None,
+    on_round: Callable[[int, dict[str, dict[str, list[float]]]], None] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """Ratios to the floor per case and metric, one per round, until every interval is narrow."""
+    """Ratios to the floor per case and metric, one per round, until every interval is narrow.
+    ``on_round`` is called after each round with its number and the ratios so far (progress)."""
     run = run or measure
     rng = rng or random.Random()
     ratios: dict[str, dict[str, list[float]]] = {name: {m: [] for m in METRICS} for name in cases if name != FLOOR}
@@ -141,6 +152,8 @@ def collect(
         for name in ratios:
             for metric in METRICS:
                 ratios[name][metric].append(round_samples[name][metric] / floor[metric])
+        if on_round is not None:
+            on_round(done, ratios)
         if done >= min_rounds and all(narrow_enough(v, precision) for r in ratios.values() for v in r.values()):
             break
     return ratios
@@ -178,10 +191,14 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--precision", type=float, default=0.10, help="interval width / median to stop at")
-    parser.add_argument("--min-rounds", type=int, default=5)
-    parser.add_argument("--max-rounds", type=int, default=30)
+    parser = CommandParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--precision", type=number(minimum=0.001, maximum=1), default=0.10,
+                        help="interval width / median to stop at (default 0.1)")
+    parser.add_argument("--min-rounds", type=whole_number(minimum=1), default=5, metavar="N",
+                        help="rounds to measure at least (default 5)")
+    parser.add_argument("--max-rounds", type=whole_number(minimum=1), default=30, metavar="N",
+                        help="rounds to measure at most (default 30)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         large_dir = Path(tmp)
@@ -200,7 +217,17 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 floor.append(sample)
             return sample
 
-        ratios = collect(cases, args.precision, args.min_rounds, args.max_rounds, run=run)
+        if args.min_rounds > args.max_rounds:
+            parser.error(f"--min-rounds {args.min_rounds} is more than --max-rounds {args.max_rounds}")
+        # Each round starts three interpreters: a minute or two in all, so say how far it is.
+        with Progress("measuring rounds", total=args.max_rounds, prefix="benchmark",
+                      enabled=not args.no_progress) as progress:
+
+            def shown(done: int, so_far: dict[str, dict[str, list[float]]]) -> None:
+                medians = ", ".join(f"{name} {statistics.median(m['seconds']):.2f}x" for name, m in so_far.items())
+                progress.step(f"round {done} (at least {args.min_rounds}): time x floor {medians}")
+
+            ratios = collect(cases, args.precision, args.min_rounds, args.max_rounds, run=run, on_round=shown)
     print(report(ratios, args.precision, floor))
     return 0
 

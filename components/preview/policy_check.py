@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config.fields import ConfigError
+from components.command_line import read_user_file
 from components.preview.values import reveal
 
 DEFAULT_POLICY_CONFIG = Path("policy") / "config.json"
+#: The enforcement levels a policy can be set to.
+LEVELS = ("mandatory", "advisory", "remediate", "disabled")
 
 
 @dataclass(frozen=True)
@@ -35,16 +37,38 @@ class Violation:
         return f"{kind} {self.policy} ({self.resource}): {self.message}"
 
 
-def load_policy_config(path: Path) -> dict[str, Any]:
-    """``policy/config.json`` (``{policy name: {key: value}}``), or {} when the fleet has none."""
-    if not path.is_file():
+class PolicyConfigError(Exception):
+    """The policy pack's config file cannot be used: one line naming the file and what is wrong."""
+
+
+def load_policy_config(path: Path, required: bool = False) -> dict[str, Any]:
+    """``policy/config.json`` (``{policy name: {key: value}}``), or {} when the fleet has none.
+
+    ``required``: the file was named on the command line, so a missing one is an error.
+    :raises PolicyConfigError: a missing required file, one that is not JSON (with its line and
+        column) or not of that shape.
+    """
+    if not path.exists() and not required:
         return {}
     try:
-        document = json.loads(path.read_text())
+        text = read_user_file(path, "a JSON file", encoding="utf-8")
+    except ValueError as error:
+        raise PolicyConfigError(str(error)) from None
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError([f"{path}: not valid JSON: {error}"]) from None
-    if not isinstance(document, dict) or not all(isinstance(v, (dict, str)) for v in document.values()):
-        raise ConfigError([f"{path}: expected {{policy name: {{setting: value}} or an enforcement level}}"])
+        raise PolicyConfigError(f"{path}: not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except RecursionError:
+        raise PolicyConfigError(f"{path}: not valid JSON: nested too deep") from None
+    expected = '{"policy name": {"setting": value} or an enforcement level}'
+    if not isinstance(document, dict):
+        raise PolicyConfigError(f"{path}: expected an object {expected}, found {type(document).__name__}")
+    for name, entry in document.items():
+        if isinstance(entry, str) and entry not in LEVELS:
+            raise PolicyConfigError(f"{path}: {name}: {entry!r} is not an enforcement level: expected one of {', '.join(LEVELS)}")
+        if not isinstance(entry, (dict, str)):
+            raise PolicyConfigError(f"{path}: {name}: expected an object of settings or an enforcement level "
+                                    f"({', '.join(LEVELS)}), found {json.dumps(entry)[:40]}")
     return document
 
 

@@ -77,6 +77,8 @@ def render_stack(
     )
     for key, value in (config_overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
+        # A key given here (the render's --ssh-key) is no longer "not set in the stack file".
+        notes = [note for note in notes if not note.startswith(f"note: {full} ")]
         if value is None:
             config.pop(full, None)
         else:
