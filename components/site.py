@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
-from components.azure import acr
 from components.cloud_only import HELD_NOTE, edge_options
 from components.azure.connected_registry import (
     AzureConnectedRegistry,
@@ -21,8 +19,8 @@ from components.azure.connected_registry import (
     look_up_parent_registry,
     site_coordinates,
 )
-from components.azure.catalog import CatalogSource, azure_catalog
-from components.config.azure import MAX_SCOPE_MAP_REPOSITORIES
+from components.azure.catalog import CatalogSource, azure_catalog, synced_repositories
+from components.config.cluster import kubeconfig_problems
 from components.config.fields import PROJECT, ConfigError
 from components.config.loading import load_site_config
 from components.config.site import SiteConfig
@@ -56,23 +54,6 @@ def other_config_keys() -> list[str]:
                 # The engine may still pass the old `<namespace>:config:<name>` form.
                 keys.add(f"{namespace}:{name.removeprefix('config:')}")
     return sorted(keys)
-
-
-def synced_repositories(site: SiteConfig, catalog: CatalogSource, login_server: str) -> list[str]:
-    """Explicit names as given; ``ns/*`` patterns expanded against the live catalog."""
-    if any(acr.is_pattern(entry) for entry in site.repositories):
-        try:
-            repositories = acr.expand_repositories(site.repositories, catalog(login_server))
-        except acr.CatalogError as error:
-            raise ConfigError([f"{PROJECT}:repositories: {error}"]) from None
-    else:
-        repositories = sorted({r.lower() for r in site.repositories})
-    if len(repositories) > MAX_SCOPE_MAP_REPOSITORIES:
-        raise ConfigError([
-            f"{PROJECT}:repositories: the patterns expand to {len(repositories)} repositories; a scope map "
-            f"holds at most {MAX_SCOPE_MAP_REPOSITORIES}: narrow the patterns or split the site"
-        ])
-    return repositories
 
 
 class NodesUnreadable(Exception):
@@ -201,7 +182,7 @@ class Site(pulumi.ComponentResource):
         )
         self.pre_install_deactivation = self.azure.deactivate_before_install(release_installed)
         # https (the default): the CA the nodes trust and the certificate the registry serves.
-        self.tls = site_tls(name, site, self)
+        self.tls = site_tls(name, site, self, {n.host: reads.get(n.host) for n in site.nodes if not n.gone})
         self.onprem = OnPremInstall(
             f"{name}-onprem",
             OnPremInstallArgs(
@@ -273,7 +254,8 @@ class Site(pulumi.ComponentResource):
                 f"{name}-node-{node.host}",
                 _node_args(
                     site, node, self.onprem.endpoint, ssh_key,
-                    ca_certificate=self.tls.ca_certificate_pem if self.tls else None,
+                    # During a CA renewal, each node's CA file depends on what it holds now.
+                    ca_certificate=self.tls.node_ca_certificate(reads.get(node.host)) if self.tls else None,
                     login_server=parent_registry.login_server if site.mirror_login_server else None,
                     username=self.azure.client_token_name,
                     password=self.azure.client_password,
@@ -324,8 +306,11 @@ def read_release_installed(
     return read.installed
 
 
-def site_tls(name: str, site: SiteConfig, parent: pulumi.Resource) -> SiteTls | None:
-    """The site's https material (None for an http site), from what the config brings."""
+def site_tls(
+    name: str, site: SiteConfig, parent: pulumi.Resource, node_reads: dict[str, Any] | None = None
+) -> SiteTls | None:
+    """The site's https material (None for an http site), from what the config brings;
+    ``node_reads``: what was read on each live node (a new CA waits until they all trust it)."""
     if site.http_enabled or site.service_cluster_ip is None:
         return None
 
@@ -348,6 +333,7 @@ def site_tls(name: str, site: SiteConfig, parent: pulumi.Resource) -> SiteTls | 
             ca_key=secret(site.tls_ca_key),
             certificate=secret(site.tls_certificate),
             key=secret(site.tls_key),
+            node_reads=dict(node_reads or {}),
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -374,24 +360,11 @@ def site_outputs(site: Site) -> dict[str, Any]:
 
 
 def local_file_problems(site: SiteConfig) -> list[str]:
-    """Files the config names on the machine running pulumi (not checked by the offline render,
-    which runs anywhere): the kubeconfig path must exist and be a kubeconfig."""
-    if site.kubeconfig_path is None:
-        return []
-    key = f"{PROJECT}:kubeconfigPath"
-    path = Path(site.kubeconfig_path).expanduser()
-    if not path.is_file():
-        return [f"{key}: {site.kubeconfig_path!r} is not a file on this machine"]
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return [f"{key}: {site.kubeconfig_path!r} cannot be read as YAML"]
-    if not isinstance(doc, dict) or not doc.get("clusters") or not doc.get("contexts"):
-        return [f"{key}: {site.kubeconfig_path!r} is not a kubeconfig (expected clusters and contexts)"]
-    contexts = {c.get("name") for c in doc["contexts"] if isinstance(c, dict)}
-    if site.kube_context and site.kube_context not in contexts:
-        return [f"{PROJECT}:kubeContext: {site.kube_context!r} is not a context in {site.kubeconfig_path}"]
-    return []
+    """Files the config names on the machine running pulumi (the offline render, which runs
+    anywhere, reports them as notes): the kubeconfig path must exist and be a kubeconfig, and
+    have the context the provider will use (components/config/cluster.py)."""
+    kubeconfig = site.kubeconfig.get_secret_value() if site.kubeconfig is not None else None
+    return kubeconfig_problems(site.kubeconfig_path, site.kube_context, kubeconfig)
 
 
 def build(

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
@@ -101,14 +102,16 @@ def registry_config(
     return json.dumps(config)  # JSON is YAML, and needs no YAML writer
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> None:
+def _wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout: float = 15.0, https: bool = False) -> None:
     """Until /v2/ answers — 401, since auth is on — or the process dies."""
     deadline = time.monotonic() + timeout
+    # (the probe only waits for the port: the certificate is what the tests check elsewhere)
+    context = ssl._create_unverified_context() if https else None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited with {process.returncode}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            urllib.request.urlopen(f"{'https' if https else 'http'}://127.0.0.1:{port}/v2/", timeout=1, context=context)
         except urllib.error.HTTPError as error:
             if error.code == 401:
                 return
@@ -121,19 +124,21 @@ def _wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout: fl
 
 
 @contextmanager
-def running_registry(workdir: Path, username: str, password: str) -> Iterator[Registry]:
-    """Start the registry under `workdir`, yield it, stop it."""
+def running_registry(
+    workdir: Path, username: str, password: str, tls: tuple[Path, Path] | None = None
+) -> Iterator[Registry]:
+    """Start the registry under `workdir` (https with `tls` = (certificate file, key file)), yield it, stop it."""
     workdir.mkdir(parents=True, exist_ok=True)
     htpasswd = workdir / "htpasswd"
     write_htpasswd(htpasswd, username, password)
     for attempt in range(3):  # the free port can be taken between probe and bind
         port = free_port()
         config = workdir / "config.yml"
-        config.write_text(registry_config(workdir / "storage", port, htpasswd))
+        config.write_text(registry_config(workdir / "storage", port, htpasswd, tls=tls))
         log = (workdir / "registry.log").open("wb")
         process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_until_serving(process, port)
+            _wait_until_serving(process, port, https=tls is not None)
         except (RuntimeError, TimeoutError):
             process.kill()
             process.wait()

@@ -274,6 +274,21 @@ class ArmClient:
             gateway_endpoint=(sync.gateway_endpoint or None) if sync else None,
         )
 
+    def login_server(self, resource_group: str, registry_name: str) -> str:
+        """The registry's login server (``<name>.azurecr.io``, another suffix in sovereign clouds).
+
+        :raises ArmError: the registry does not exist or ARM names no login server.
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = self._client.registries.get(resource_group, registry_name)
+        except ResourceNotFoundError:
+            raise ArmError(f"registry '{registry_name}' not found (resource group '{resource_group}')") from None
+        if not found.login_server:
+            raise ArmError(f"ARM names no login server for registry '{registry_name}'")
+        return str(found.login_server)
+
     def deactivate_connected_registry(
         self, resource_group: str, registry_name: str, connected_registry_name: str
     ) -> bool:

@@ -32,6 +32,7 @@ from components.config.cluster import (
 )
 from components.config.fields import ConfigBool, ConfigModel, int_or_none, truthy
 from components.config.https import HttpsSettings, https_problems
+from components.config.images import ImageSettings
 from components.config.nodes import NodeConfig, NodeSettings, host_key_problems
 
 
@@ -47,8 +48,10 @@ class OperationSettings(ConfigModel):
 
 # pydantic collects fields from the last base to the first, so the bases are listed in reverse:
 # the keys (and so Pulumi.yaml, the configuration tables and the order of problems) run Azure,
-# operations, cluster and Helm chart, https, pull secrets, nodes.
-class SiteConfig(NodeSettings, PullSecretSettings, HttpsSettings, ClusterSettings, OperationSettings, AzureSettings):
+# required images, operations, cluster and Helm chart, https, pull secrets, nodes.
+class SiteConfig(
+    NodeSettings, PullSecretSettings, HttpsSettings, ClusterSettings, OperationSettings, ImageSettings, AzureSettings
+):
     """All settings of one site (one stack)."""
 
     # --- cross-field checks ---

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-__all__ = ["apply_command", "destroy_command", "read_command"]
+__all__ = ["apply_command", "destroy_command", "read_command", "resolve_command"]
 
 _SCRIPTS = Path(__file__).with_name("scripts")
 
@@ -40,6 +40,12 @@ def _node_command(script: str, argv0: str, args: Sequence[str], user: str) -> st
 def read_command(path: str, user: str) -> str:
     """Runs scripts/read.sh: prints the file at ``path`` and edge-registry's record of it."""
     return _node_command("read.sh", "edge-registry-read", [path], user)
+
+
+def resolve_command(path: str, user: str) -> str:
+    """Runs scripts/resolve.sh: asks the mirror that the file at ``path`` names for each image's
+    manifest (the plan on stdin, components/nodes/resolve.py). Reads only."""
+    return _node_command("resolve.sh", "edge-registry-resolve", [path], user)
 
 
 def _write_args(path: str, unit: str, service_manager: str, wait_seconds: int, lock_wait_seconds: int | None) -> list[str]:
