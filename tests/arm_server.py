@@ -211,10 +211,13 @@ class ArmState:
         self.connection_state[name] = connection_state
 
     def add_registry(
-        self, name: str, sku: str = "Premium", data_endpoint_enabled: bool = True, location: str = "westeurope"
+        self, name: str, sku: str = "Premium", data_endpoint_enabled: bool = True, location: str = "westeurope",
+        login_server: str | None = None,
     ) -> None:
-        """Make ``name`` a registry GET …/registries/<name> (getRegistry) finds."""
-        self.registries[name] = {"sku": sku, "dataEndpointEnabled": data_endpoint_enabled, "location": location}
+        """Make ``name`` a registry GET …/registries/<name> (getRegistry) finds; its ``loginServer`` is
+        ``<name>.azurecr.io`` unless ``login_server`` names another (a test registry's host:port)."""
+        self.registries[name] = {"sku": sku, "dataEndpointEnabled": data_endpoint_enabled, "location": location,
+                                 "loginServer": login_server or f"{name.lower()}.azurecr.io"}
 
     def inject(
         self,
@@ -418,7 +421,7 @@ class ArmServer:
             "tags": {},
             "sku": {"name": found["sku"], "tier": found["sku"]},
             "properties": {
-                "loginServer": f"{name.lower()}.azurecr.io",
+                "loginServer": found.get("loginServer", f"{name.lower()}.azurecr.io"),
                 "creationDate": "2025-01-01T00:00:00Z",
                 "provisioningState": "Succeeded",
                 "adminUserEnabled": False,

@@ -385,7 +385,7 @@ def test_deploy_runs_up_per_stack_behind_an_environment_one_at_a_time_per_stack(
     assert job["environment"] == "production"
     assert job["concurrency"] == {"group": "pulumi-stack-${{ matrix.stack }}", "cancel-in-progress": False}
     assert job["strategy"]["matrix"] == {"stack": "${{ fromJSON(needs.stacks.outputs.stacks) }}"}
-    (pulumi,) = uses(job, "pulumi/actions")
+    (pulumi,) = [s for s in uses(job, "pulumi/actions") if (s.get("with") or {}).get("command")]
     assert pulumi["with"]["command"] == "up" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
     assert pulumi["with"]["policyPacks"] == "policy"
 
@@ -495,7 +495,8 @@ def test_fleet_status_runs_daily_logs_in_with_oidc_and_keeps_the_page() -> None:
     fleet = workflow("fleet-status.yml")
     assert "cron" in fleet["on"]["schedule"][0] and "workflow_dispatch" in fleet["on"]
     job = fleet["jobs"]["status"]
-    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    # actions: read for the drift workflow's artifact, and nothing that writes.
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "actions": "read"}
     (login,) = uses(job, "azure/login")
     assert login["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"
     (upload,) = uses(job, "actions/upload-artifact")
@@ -706,7 +707,8 @@ def test_the_pulumi_cli_is_pinned_to_the_locked_sdk_version() -> None:
             for script in (s.get("run", "") for s in job.get("steps", [])):
                 if "get.pulumi.com" in script:  # the install script, if a job ever uses it
                     assert f"--version {version}" in script, f"{path.name} {job_name}: unpinned install script"
-    assert steps == 3  # preview, deploy, decommission
+    # preview, deploy (the CLI for the plan check, then up), decommission, drift (the CLI alone)
+    assert steps == 5
 
 
 def run_scripts() -> list[tuple[str, str]]:
@@ -755,3 +757,197 @@ def test_the_install_check_rejects_unhashed_and_named_installs() -> None:
         "s: 'pip install --require-hashes --requirement=a.lock -e .' names packages on the command line: ['.']",
     ]
     assert LOCK_COMMAND == "scripts/lock"
+
+
+# --- plans applied as reviewed (docs/ci.md) ------------------------------------------------------
+
+def plan_check_checkout(root: Path) -> Path:
+    """A git checkout with the plan check, a program and a stack, venv/bin/python this Python, and
+    a fake ``pulumi`` first on PATH whose state (``stack export``, ``stack history``) the test sets."""
+    (root / "scripts").mkdir(parents=True)
+    (root / "components" / "config").mkdir(parents=True)
+    for script in ("plan_check.py", "workflow_stacks.py"):
+        shutil.copy(ROOT / "scripts" / script, root / "scripts" / script)
+    for module in EXAMPLE_LIST_READER:
+        shutil.copy(ROOT / module, root / module)
+    (root / "components" / "site.py").write_text("v1\n")
+    (root / "Pulumi.yaml").write_text("name: edge-registry\n")
+    (root / "Pulumi.ship01.yaml").write_text("config: {}\n")
+    for args in (("init", "-q"), ("config", "user.email", "ci@example.invalid"), ("config", "user.name", "ci"),
+                 ("add", "-A"), ("commit", "-qm", "base")):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    (root / "venv" / "bin").mkdir(parents=True)
+    (root / "venv" / "bin" / "python").symlink_to(sys.executable)
+    fake = root.parent / "bin"
+    fake.mkdir()
+    (fake / "pulumi").write_text(
+        '#!/bin/sh\ncase "$2" in export) cat "$FAKE_STATE";; history) echo "[{\\"version\\": 3}]";; esac\n')
+    (fake / "pulumi").chmod(0o755)
+    (root.parent / "state.json").write_text('{"deployment": 1}\n')
+    return fake
+
+
+def test_preview_saves_each_stacks_plan_and_what_was_reviewed_as_an_artifact() -> None:
+    job = workflow("preview.yml")["jobs"]["preview"]
+    (pulumi,) = uses(job, "pulumi/actions")
+    assert pulumi["with"]["plan"] == "plan-${{ matrix.stack }}.json"  # `pulumi preview --save-plan`
+    record = step(job, "Record the reviewed plan")
+    assert record["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+    assert '--plan "plan-$STACK.json"' in record["run"] and "--out reviewed-plan" in record["run"]
+    (upload,) = uses(job, "actions/upload-artifact")
+    assert upload["with"]["name"] == "${{ steps.reviewed.outputs.artifact }}"
+    assert upload["with"]["path"] == "reviewed-plan/" and upload["with"]["if-no-files-found"] == "error"
+    assert upload["with"]["overwrite"] is True  # a re-run of the preview replaces its plan
+    order = job["steps"].index
+    assert order(pulumi) < order(record) < order(upload)
+
+
+def test_deploy_applies_the_reviewed_plan_on_a_push_and_only_after_the_check() -> None:
+    job = workflow("deploy.yml")["jobs"]["deploy"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "actions": "read", "pull-requests": "read"}
+    install, up = uses(job, "pulumi/actions")
+    assert "command" not in install["with"] and up["with"]["command"] == "up"
+    locate = step(job, "Find the reviewed plan")
+    (download,) = uses(job, "actions/download-artifact")
+    check = step(job, "still the reviewed one")
+    for gated in (locate, download, check):
+        assert gated["if"] == "github.event_name == 'push'"
+    assert download["with"]["run-id"] == "${{ steps.locate.outputs.run-id }}"
+    assert download["with"]["name"] == "${{ steps.locate.outputs.artifact }}"
+    assert download["with"]["path"] == "reviewed-plan"
+    assert up["with"]["plan"] == "${{ steps.plan.outputs.file }}" and check["id"] == "plan"
+    order = job["steps"].index
+    assert order(install) < order(locate) < order(download) < order(check) < order(up)
+    assert 'plan_check.py locate "$STACK" --commit "$GITHUB_SHA"' in locate["run"]
+
+
+def test_a_reviewed_plan_passes_the_deploy_check_until_the_stack_or_its_state_changes(tmp_path: Path) -> None:
+    """The preview's record step and the deploy's check step, run as GitHub runs them, with the real
+    scripts/plan_check.py: as reviewed, the plan file is handed to `pulumi up --plan`; a stack file
+    or state changed after review, the step fails naming it and hands no plan on."""
+    repo = tmp_path / "checkout"
+    fake = plan_check_checkout(repo)
+    (repo / "plan-ship01.json").write_text("{}\n")
+    head = "a" * 40
+    env = {"PATH": f"{fake}:{os.environ['PATH']}", "FAKE_STATE": str(tmp_path / "state.json"), "STACK": "ship01"}
+    record = step(workflow("preview.yml")["jobs"]["preview"], "Record the reviewed plan")["run"]
+    recorded = run_script(record, repo, {**env, "HEAD_SHA": head, "PULL_REQUEST": "7", "GITHUB_SHA": "b" * 40,
+                                         "GITHUB_OUTPUT": str(tmp_path / "preview.out")})
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert outputs(tmp_path / "preview.out") == {"artifact": f"plan-ship01-{head}"}
+
+    check = step(workflow("deploy.yml")["jobs"]["deploy"], "still the reviewed one")["run"]
+    passed = run_script(check, repo, {**env, "GITHUB_OUTPUT": str(tmp_path / "deploy.out")})
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert outputs(tmp_path / "deploy.out") == {"file": "reviewed-plan/plan.json"}
+
+    (repo / "Pulumi.ship01.yaml").write_text("config: {edge-registry:syncWindow: PT2H}\n")
+    (tmp_path / "state.json").write_text('{"deployment": 2}\n')
+    (tmp_path / "deploy.out").unlink()
+    refused = run_script(check, repo, {**env, "GITHUB_OUTPUT": str(tmp_path / "deploy.out")})
+    assert refused.returncode == 1
+    assert "::error title=not as reviewed::ship01: the stack file Pulumi.ship01.yaml changed after review" in refused.stdout
+    assert "::error title=not as reviewed::ship01: the stack's state changed after review" in refused.stdout
+    assert not (tmp_path / "deploy.out").exists()
+
+
+# --- drift -----------------------------------------------------------------------------------------
+
+def test_drift_runs_daily_per_site_with_the_previews_credentials_and_keeps_one_artifact() -> None:
+    drift = workflow("drift.yml")
+    assert "cron" in drift["on"]["schedule"][0] and "workflow_dispatch" in drift["on"]
+    assert "scripts/workflow_stacks.py all" in step(drift["jobs"]["stacks"], "JSON matrix")["run"]
+    job = drift["jobs"]["drift"]
+    assert job["environment"] == "preview"  # read-level: a preview writes nothing
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert job["strategy"]["matrix"] == {"stack": "${{ fromJSON(needs.stacks.outputs.stacks) }}"}
+    assert "--read-key-secret node-read-key" in step(job, "Site credentials (read-only)")["run"]
+    (upload,) = uses(job, "actions/upload-artifact")
+    assert upload["if"] == "always()" and upload["with"]["name"] == "drift-${{ matrix.stack }}"
+    records = drift["jobs"]["records"]
+    assert records["needs"] == "drift" and "always()" in records["if"]
+    (merge,) = uses(records, "actions/download-artifact")
+    assert merge["with"] == {"pattern": "drift-*", "merge-multiple": True, "path": "drift"}
+    (keep,) = uses(records, "actions/upload-artifact")
+    assert keep["with"]["name"] == "drift" and keep["with"]["path"] == "drift/"
+
+
+def drift_checkout(root: Path) -> Path:
+    """What the drift step needs: components/fleet/drift.py, venv/bin/python, a fake pulumi."""
+    (root / "components" / "fleet").mkdir(parents=True)
+    for module in ("components/__init__.py", "components/fleet/__init__.py", "components/fleet/drift.py"):
+        shutil.copy(ROOT / module, root / module)
+    (root / "venv" / "bin").mkdir(parents=True)
+    (root / "venv" / "bin" / "python").symlink_to(sys.executable)
+    fake = root.parent / "bin"
+    fake.mkdir()
+    (fake / "pulumi").write_text(
+        "#!/bin/sh\n"
+        'echo "$@" > pulumi-args.txt\n'
+        'case "$MODE" in\n'
+        '  none) echo \'{"steps": [{"op": "same", "urn": "urn:a"}]}\'; exit 0 ;;\n'
+        '  drift) echo \'{"steps": [{"op": "update", "urn": "urn:cr"}]}\'; exit 7 ;;\n'
+        '  *) echo "error: could not read node 192.0.2.10" >&2; exit 255 ;;\n'
+        "esac\n")
+    (fake / "pulumi").chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize(("mode", "code", "result", "annotation"), [
+    ("none", 0, "none", None),
+    ("drift", 1, "drift", "::error title=drift ship01::"),
+    ("fail", 1, "failed", "::error title=drift check failed ship01::pulumi preview exited 255"),
+])
+def test_the_drift_step_records_the_result_and_fails_on_drift_or_a_failed_check(
+    tmp_path: Path, mode: str, code: int, result: str, annotation: str | None
+) -> None:
+    repo = tmp_path / "checkout"
+    fake = drift_checkout(repo)
+    script = step(workflow("drift.yml")["jobs"]["drift"], "expect-no-changes")["run"]
+    done = run_script(script, repo, {"PATH": f"{fake}:{os.environ['PATH']}", "MODE": mode, "STACK": "ship01",
+                                     "GITHUB_SHA": "c" * 40, "RUN_URL": "https://github.com/org/fleet/actions/runs/9"})
+    assert done.returncode == code, done.stdout + done.stderr
+    record = json.loads((repo / "drift" / "ship01.json").read_text())
+    assert record["result"] == result and record["commit"] == "c" * 40
+    assert record["runUrl"] == "https://github.com/org/fleet/actions/runs/9"
+    if annotation:
+        assert annotation in done.stdout
+    else:
+        assert "::error" not in done.stdout
+    args = (repo / "pulumi-args.txt").read_text().split()
+    assert args[:3] == ["preview", "--stack", "ship01"]
+    assert {"--refresh", "--expect-no-changes", "--json", "--non-interactive"} <= set(args)
+    assert args[args.index("--policy-pack") + 1] == "policy" and "--policy-pack-config" not in args
+
+
+def test_fleet_status_reads_the_newest_drift_records(tmp_path: Path) -> None:
+    job = workflow("fleet-status.yml")["jobs"]["status"]
+    find = step(job, "newest drift records")
+    (download,) = uses(job, "actions/download-artifact")
+    assert download["with"]["run-id"] == "${{ steps.drift.outputs.run-id }}" and download["with"]["name"] == "drift"
+    assert "steps.drift.outputs.run-id != ''" in download["if"]
+    summary = step(job, "job summary")["run"]
+    assert "--drift drift" in summary
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed: the gh --jq filter is not evaluated")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # gh api URL --jq FILTER: the filter applied by jq to the artifacts the test sets.
+    (fake / "gh").write_text('#!/bin/sh\n[ -n "$GH_FAIL" ] && exit 1\njq -r "$4" "$ARTIFACTS"\n')
+    (fake / "gh").chmod(0o755)
+    artifacts = tmp_path / "artifacts.json"
+    env = {"PATH": f"{fake}:{os.environ['PATH']}", "ARTIFACTS": str(artifacts), "GITHUB_REPOSITORY": "org/fleet",
+           "GITHUB_OUTPUT": str(tmp_path / "out")}
+    artifacts.write_text(json.dumps({"artifacts": [
+        {"expired": False, "created_at": "2026-12-02T04:50:00Z", "workflow_run": {"id": 41}},
+        {"expired": False, "created_at": "2026-12-03T04:50:00Z", "workflow_run": {"id": 42}},
+        {"expired": True, "created_at": "2026-12-04T04:50:00Z", "workflow_run": {"id": 43}}]}))
+    found = run_script(find["run"], tmp_path, env)
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert outputs(tmp_path / "out") == {"run-id": "42"}
+    (tmp_path / "out").unlink()
+    artifacts.write_text(json.dumps({"artifacts": []}))
+    none = run_script(find["run"], tmp_path, env)
+    assert none.returncode == 0 and "no drift records yet" in none.stdout and not (tmp_path / "out").exists()
+    failing = run_script(find["run"], tmp_path, {**env, "GH_FAIL": "1"})
+    assert failing.returncode == 0 and "::warning" in failing.stdout and not (tmp_path / "out").exists()

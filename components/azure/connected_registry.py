@@ -204,6 +204,12 @@ class AzureConnectedRegistry(pulumi.ComponentResource):
                 audit_log_status="Enabled" if site.audit_log else "Disabled",
             ),
             notifications_list=list(site.notifications) or None,
+            # Always sent, switched off too: ARM's own default for a connected registry created
+            # without it is not documented, so the stack says what the site's disk gets.
+            garbage_collection=acr_native.GarbageCollectionPropertiesArgs(
+                enabled=site.garbage_collection_enabled,
+                schedule=site.garbage_collection_schedule,
+            ),
             # mode and the sync token cannot change in place (docs/azure.md, "Connected registry
             # properties"); the name stays, so the old one must go first.
             opts=pulumi.ResourceOptions.merge(

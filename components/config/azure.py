@@ -115,6 +115,18 @@ class AzureSettings(ConfigModel):
     notifications: tuple[str, ...] = Field(
         (), description="Notifications, `artifact:action` (artifact `name[:tag][@digest]`, action push, delete or *)."
     )
+    garbage_collection_enabled: ConfigBool = Field(
+        True, alias="garbageCollectionEnabled",
+        description=(
+            "Garbage collection on the connected registry: frees the site's disk of untagged manifests and "
+            "the layers no manifest references; keeps every tagged image "
+            "([what it removes and keeps](docs/operations.md#storage-garbage-collection))."
+        ),
+    )
+    garbage_collection_schedule: str = Field(
+        "0 5 * * *", alias="garbageCollectionSchedule",
+        description="When the connected registry collects garbage, 5-field cron.",
+    )
     password_expiry_days: ConfigInt = Field(
         90, alias="passwordExpiryDays", ge=1, le=3650, description="Token password lifetime."
     )
@@ -206,7 +218,7 @@ class AzureSettings(ConfigModel):
             )
         return value
 
-    @field_validator("sync_schedule")
+    @field_validator("sync_schedule", "garbage_collection_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         if outer_whitespace(value) or any(c.isspace() and c != " " for c in value):

@@ -32,8 +32,9 @@ from pulumi import automation as auto
 # The CLI flags each Stack method can pass, as its keyword (None: the flag is a no-op there).
 # What a method lacks, the Automation API cannot pass: refused here rather than dropped.
 FLAGS: dict[str, dict[str, str | None]] = {
-    "up": {"expect_no_changes": "expect_no_changes", "diff": "diff", "plan": "plan", "yes": None},
-    "preview": {"expect_no_changes": "expect_no_changes", "diff": "diff", "json": "json", "save_plan": "plan"},
+    "up": {"expect_no_changes": "expect_no_changes", "diff": "diff", "plan": "plan", "refresh": "refresh", "yes": None},
+    "preview": {"expect_no_changes": "expect_no_changes", "diff": "diff", "json": "json", "save_plan": "plan",
+                "refresh": "refresh"},
     "refresh": {"expect_no_changes": "expect_no_changes", "diff": "diff", "yes": None},
     "destroy": {"diff": "diff", "yes": None},
 }
@@ -54,9 +55,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--plan", metavar="FILE")
     parser.add_argument("--expect-no-changes", action="store_true")
     parser.add_argument("--diff", action="store_true")
+    parser.add_argument("--refresh", action="store_true", help="up and preview: refresh first, as the workflows do")
     parser.add_argument("--yes", "-y", action="store_true", help="accepted: up, refresh and destroy never prompt here")
     args = parser.parse_args(argv)
-    for flag in ("json", "save_plan", "plan", "expect_no_changes", "diff", "yes"):
+    for flag in ("json", "save_plan", "plan", "expect_no_changes", "diff", "refresh", "yes"):
         if getattr(args, flag) not in (None, False) and flag not in FLAGS[args.command]:
             parser.error(f"--{flag.replace('_', '-')}: the Automation API's Stack.{args.command} cannot pass it")
     return args
