@@ -18,8 +18,10 @@ PROG = "python -m components"
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("components.preview.cli", "render a site's stack offline as `pulumi preview` would, policy pack included"),
     "fleet": ("components.fleet.cli", "fleet status: each site's sync, activation and passwords, from ARM"),
+    "depart": ("components.fleet.depart", "before departure: can a site stay offline N days, and what to renew first"),
     "config-reference": ("components.config.reference", "write or check the config reference generated from the site model"),
     "host-key": ("components.nodes.host_keys", "scan a node's SSH host key, show its fingerprint, pin it in the stack file"),
+    "ready": ("components.ready.cli", "image readiness: each required image in the sync scope, synced, and on every node's mirror"),
     "read-account": ("components.nodes.read_account", "print the preview read account's node script, sudoers rule or authorized_keys line"),
     "benchmark": ("components.preview.benchmark", "time the offline render against the SDK import floor"),
 }

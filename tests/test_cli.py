@@ -10,7 +10,7 @@ import pytest
 from components.__main__ import COMMANDS
 from tests.fixture_stacks import ROOT
 
-EXPECTED = {"render", "fleet", "config-reference", "host-key", "read-account", "benchmark"}
+EXPECTED = {"render", "fleet", "config-reference", "host-key", "read-account", "ready", "benchmark", "depart"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -99,3 +99,13 @@ class EndpointPolicy:
             f"{ARM_TOKEN_ENV} is not sent there; if this endpoint is yours (Azure Stack Hub, a proxy), "
             f"allow it with {FLAG} {shown}"
         )
+
+
+def allowed_endpoint_argument(text: str) -> str:
+    """``parse_allowed`` as an argparse ``type=`` for the commands' ``--allow-arm-endpoint``."""
+    import argparse
+
+    try:
+        return parse_allowed(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -21,7 +21,7 @@ the Entra ID scope of that cloud (sovereign clouds differ), the pinned api-versi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -192,6 +192,7 @@ def observed_connected_registry(item: Any) -> ObservedConnectedRegistry:
     parent = props.parent if props else None
     sync = parent.sync_properties if parent else None
     token_ids = ([sync.token_id] if sync and sync.token_id else []) + list(props.client_token_ids or [] if props else [])
+    gc = getattr(props, "garbage_collection", None) if props else None
     where = f"connected registry {item.name}"
     return ObservedConnectedRegistry(
         name=str(item.name),
@@ -207,6 +208,10 @@ def observed_connected_registry(item: Any) -> ObservedConnectedRegistry:
             for d in (props.status_details or [] if props else [])
         ),
         token_ids=tuple(token_ids),
+        message_ttl=_span(sync.message_ttl, where, "parent.syncProperties.messageTtl") if sync else None,
+        # The wire value: the SDK's model reads any non-empty string as True.
+        garbage_collection_enabled=_flag(_wire(gc, "enabled"), where, "garbageCollection.enabled") if gc else None,
+        garbage_collection_schedule=_text(_wire(gc, "schedule")) if gc else None,
     )
 
 
@@ -258,6 +263,17 @@ def _span(value: Any, where: str, key: str) -> timedelta | None:
     if not isinstance(value, timedelta):
         raise UnexpectedArmData(f"{where}: {key} is {str(value)!r}, not a duration in days, hours or minutes")
     return value
+
+
+def _wire(model: Any, key: str) -> Any:
+    """A property as ARM sent it: the SDK's models are mappings of the wire JSON."""
+    return model.get(key) if isinstance(model, Mapping) else getattr(model, key, None)
+
+
+def _flag(value: Any, where: str, key: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise UnexpectedArmData(f"{where}: {key} is {value!r}, not true or false")
 
 
 def _text(value: Any) -> str | None:

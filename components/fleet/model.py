@@ -32,6 +32,25 @@ class RegistryRef:
 
 
 @dataclass(frozen=True)
+class TlsFacts:
+    """A site's https certificates as far as its stack file tells (the offline budget's source).
+
+    The program issues the server certificate and the site CA and keeps their dates in the stack's
+    state, which the fleet status does not read; what the config does say is the renewal rule: any
+    ``up`` renews a certificate within ``certificateRenewBeforeDays`` of its expiry. Material the
+    site brings (``tlsCertificate``, ``tlsCaCertificate``) has its own date when the stack file
+    holds it in clear; set with ``--secret`` it is ciphertext here, and its date is unknown.
+    """
+
+    renew_before_days: int
+    validity_days: int
+    server_source: str  # "issued", "brought" (date below) or "brought-secret" (date unknown)
+    ca_source: str
+    server_not_after: datetime | None = None
+    ca_not_after: datetime | None = None
+
+
+@dataclass(frozen=True)
 class SiteDeclaration:
     """One site as its stack file declares it (the keys the fleet status needs)."""
 
@@ -43,6 +62,12 @@ class SiteDeclaration:
     rotate_before: timedelta
     nodes: tuple[Any, ...] = field(default=(), compare=False, repr=False)
     """The site's nodes (components/config/nodes.py), to refuse two stacks naming one node's file."""
+    message_ttl: timedelta = timedelta(days=2)
+    """``messageTtl``: how long a message for the site waits to be synced (ARM's value wins when listed)."""
+    password_expiry_days: int = 90
+    """``passwordExpiryDays``: the lifetime of a password a rotation issues."""
+    tls: TlsFacts | None = None
+    """The https certificates as the stack file knows them; None for a plain-http site."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,9 @@ class ObservedConnectedRegistry:
     version: str | None
     status_details: tuple[StatusDetail, ...] = ()
     token_ids: tuple[str, ...] = ()  # the sync token first, then the client tokens
+    message_ttl: timedelta | None = None  # parent.syncProperties.messageTtl
+    garbage_collection_enabled: bool | None = None  # garbageCollection.enabled
+    garbage_collection_schedule: str | None = None  # garbageCollection.schedule
 
 
 @dataclass(frozen=True)

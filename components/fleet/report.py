@@ -19,6 +19,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from components.fleet.budget import OfflineBudget
 from components.fleet.verdicts import FleetReport, PasswordExpiry, SiteStatus
 
 PAGE_TEMPLATE = Path(__file__).with_name("page.html")
@@ -83,13 +84,88 @@ def _site(site: SiteStatus, now: datetime) -> dict[str, Any]:
         ],
         "verdicts": [v.value for v in site.verdicts],
         "flagged": site.flagged,
+        "offlineBudget": budget_document(site.budget),
+        "garbageCollection": _garbage_collection(site),
     }
+
+
+def _garbage_collection(site: SiteStatus) -> dict[str, Any] | None:
+    """The connected registry's garbage collection as ARM reports it; None when ARM says nothing."""
+    observed = site.observed
+    if observed.garbage_collection_enabled is None and observed.garbage_collection_schedule is None:
+        return None
+    return {"enabled": observed.garbage_collection_enabled, "schedule": observed.garbage_collection_schedule}
+
+
+def garbage_collection_text(site: SiteStatus) -> str:
+    """``on, 0 5 * * *``, ``off`` or ``-`` (ARM reports none): the table's cell."""
+    gc = _garbage_collection(site)
+    if gc is None:
+        return "-"
+    if gc["enabled"] is False:
+        return "off"
+    return f"on, {gc['schedule']}" if gc["schedule"] else "on"
+
+
+def _drift(report: FleetReport, stack: str) -> dict[str, Any] | None:
+    """The stack's last drift check (components/fleet/drift.py), with its age; None when not asked
+    or none was recorded."""
+    record = (report.drift or {}).get(stack)
+    if record is None:
+        return None
+    return {**record.document(), "secondsSinceCheck": (report.generated_at - record.checked_at).total_seconds()}
+
+
+def drift_text(report: FleetReport, stack: str) -> str:
+    """``none, 5h ago``, ``drift: 1 update, 2d ago``, ``no record`` (asked, none found) or ``-``."""
+    if report.drift is None:
+        return "-"
+    record = report.drift.get(stack)
+    if record is None:
+        return "no record"
+    return f"{record.summary()[:80]}, {human_duration(report.generated_at - record.checked_at)} ago"
+
+
+def budget_document(budget: OfflineBudget | None) -> dict[str, Any] | None:
+    """The offline budget: whole days, seconds, the limiting item and every item with its deadline."""
+    if budget is None:
+        return None
+    limiting = budget.limiting
+    left = budget.left
+    return {
+        "days": budget.days,
+        "seconds": left.total_seconds() if left is not None else None,
+        "limitingItem": limiting.item.value if limiting else None,
+        "limitingLabel": limiting.label if limiting else None,
+        "limitingSubject": limiting.subject if limiting else None,
+        "items": [
+            {
+                "item": i.item.value,
+                "label": i.label,
+                "subject": i.subject,
+                "deadline": _iso(i.deadline),
+                "secondsToDeadline": (i.deadline - budget.now).total_seconds() if i.deadline else None,
+                "expires": _iso(i.expires),
+                "secondsToExpiry": (i.expires - budget.now).total_seconds() if i.expires else None,
+                "basis": i.basis,
+            }
+            for i in budget.items
+        ],
+    }
+
+
+def budget_text(budget: OfflineBudget | None) -> str:
+    """``12d (client password)``: the table's and the page's cell."""
+    if budget is None or budget.days is None or budget.limiting is None:
+        return "-"
+    return f"{budget.days}d ({budget.limiting.label})"
 
 
 def report_document(report: FleetReport) -> dict[str, Any]:
     """The report as plain JSON-able data: the ``--json`` output and the HTML page's data."""
     now = report.generated_at
     return {
+        **({"demo": report.demo} if report.demo else {}),
         "generatedAt": _iso(now),
         "staleAfterWindows": report.stale_windows,
         "flagged": report.flagged,
@@ -101,7 +177,7 @@ def report_document(report: FleetReport) -> dict[str, Any]:
             "unreadableRegistries": len(report.unreadable),
             "invalidStacks": len(report.invalid_stacks),
         },
-        "sites": [_site(s, now) for s in report.sites],
+        "sites": [{**_site(s, now), "drift": _drift(report, s.stack)} for s in report.sites],
         "orphans": [
             {
                 "registry": o.registry.label,
@@ -189,16 +265,19 @@ def render_table(report: FleetReport, out: IO[str], color: bool | None = None) -
     now = report.generated_at
     table = Table()
     for column in ("stack", "connected registry", "registry", "state", "activation", "last sync",
-                   "windows missed", "version", "nearest password expiry", "verdict"):
+                   "windows missed", "version", "nearest password expiry", "offline budget", "garbage collection", "last drift check", "verdict"):
         table.add_column(column, no_wrap=True)
     for site in report.sites:
         table.add_row(
             site.stack, site.connected_registry, site.registry.label, site.observed.connection_state or "-",
             site.observed.activation or "-", _age(site), _windows(site),
-            site.observed.version or "-", _expiry(site, now), _verdict(site),
+            site.observed.version or "-", _expiry(site, now), budget_text(site.budget), garbage_collection_text(site),
+            drift_text(report, site.stack), _verdict(site),
         )
     # A narrow terminal wraps long lines rather than rich truncating the cells: data is never cut.
     console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
+    if report.demo:
+        console.print(Text(report.demo, style="bold yellow"))
     console.print(f"Fleet status at {_iso(now)}: stale after {report.stale_windows} missed sync windows")
     console.print(table)
     for site in report.sites:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import isodate
 
 from components.nodes.paths import duplicate_node_paths
 from components.config.examples import example_stacks
-from components.config.fields import ConfigError
-from components.fleet.model import RegistryRef, SiteDeclaration
+from components import tls
+from components.config.fields import ConfigError, is_placeholder
+from components.fleet.model import RegistryRef, SiteDeclaration, TlsFacts
 from components.fleet.verdicts import InvalidStack
 from components.config import stack_files
 
@@ -79,8 +81,7 @@ def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) 
             f"{SUBSCRIPTION_KEY}: not set in Pulumi.{stack}.yaml and neither {' nor '.join(SUBSCRIPTION_ENV)} "
             "is set: the fleet status needs the parent registry's subscription"
         ])
-    window = isodate.parse_duration(site.sync_window)  # validated by SiteConfig: days/hours only
-    assert isinstance(window, timedelta)
+    window = _duration(site.sync_window)
     return SiteDeclaration(
         stack=stack,
         # ARM names and ids are case-insensitive: two spellings are one registry, listed once.
@@ -95,4 +96,39 @@ def read_declaration(project_dir: Path, stack: str, environ: Mapping[str, str]) 
         sync_window=window,
         rotate_before=timedelta(days=site.password_rotate_before_days),
         nodes=tuple(site.nodes),
+        message_ttl=_duration(site.message_ttl),
+        password_expiry_days=site.password_expiry_days,
+        tls=None if site.http_enabled else tls_facts(site),
+    )
+
+
+def _duration(text: str) -> timedelta:
+    value = isodate.parse_duration(text)  # validated by SiteConfig: days/hours only
+    assert isinstance(value, timedelta)
+    return value
+
+
+def tls_facts(site: Any) -> TlsFacts:
+    """What the stack file says about the site's certificates (see :class:`TlsFacts`)."""
+
+    def brought(value: Any) -> tuple[str, datetime | None]:
+        if value is None:
+            return "issued", None
+        text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        if is_placeholder(text):  # set with --secret: ciphertext in the file
+            return "brought-secret", None
+        try:
+            return "brought", tls.load_certificate(text).not_valid_after_utc
+        except tls.TlsMaterialError:
+            return "brought-secret", None  # SiteConfig validated it: not expected
+
+    server_source, server_not_after = brought(site.tls_certificate)
+    ca_source, ca_not_after = brought(site.tls_ca_certificate)
+    return TlsFacts(
+        renew_before_days=site.certificate_renew_before_days,
+        validity_days=site.certificate_validity_days,
+        server_source=server_source,
+        ca_source=ca_source,
+        server_not_after=server_not_after,
+        ca_not_after=ca_not_after,
     )

@@ -30,6 +30,8 @@ from enum import Enum
 from croniter import croniter
 
 from components.azure import rotation
+from components.fleet.budget import OfflineBudget, site_budget
+from components.fleet.drift import DriftRecord
 from components.fleet.model import (
     ObservedConnectedRegistry,
     RegistryListing,
@@ -109,6 +111,8 @@ class SiteStatus:
     retiring_passwords: tuple[PasswordExpiry, ...]
     rotate_before: timedelta
     verdicts: tuple[Verdict, ...]
+    budget: OfflineBudget | None = None
+    """How long the site can stay offline, and what breaks first (components/fleet/budget.py)."""
 
     @property
     def flagged(self) -> bool:
@@ -158,6 +162,10 @@ class FleetReport:
     undeployed: tuple[SiteDeclaration, ...] = ()
     unreadable: tuple[UnreadableRegistry, ...] = ()
     invalid_stacks: tuple[InvalidStack, ...] = field(default=())
+    demo: str | None = None
+    """Set for the demo fleet (``--demo``, components/fleet/demo.py): the banner every view shows."""
+    drift: dict[str, DriftRecord] | None = None
+    """Each stack's last drift check (``--drift DIR``, components/fleet/drift.py); None: not asked."""
 
     @property
     def flagged(self) -> bool:
@@ -249,6 +257,7 @@ def site_status(
         retiring_passwords=retiring,
         rotate_before=declaration.rotate_before,
         verdicts=tuple(verdicts),
+        budget=site_budget(declaration, observed, tokens, now),
     )
 
 
