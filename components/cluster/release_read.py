@@ -84,4 +84,4 @@ class KubeReleaseReader:
             return ReleaseRead(installed=None, error=f"{type(error).__name__}: {error}")
         except Exception as error:  # noqa: BLE001 - urllib3's errors: the cluster is unreachable
             return ReleaseRead(installed=None, error=f"{type(error).__name__}: {error}")
-        return ReleaseRead(installed=installed_from_labels([dict(s.metadata.labels or {}) for s in found.items]))
+        return ReleaseRead(installed=installed_from_labels([dict((s.metadata.labels if s.metadata else None) or {}) for s in found.items]))

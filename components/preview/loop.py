@@ -134,11 +134,11 @@ def unwrap_pickler() -> None:
     the benchmark) reaches Python's recursion limit. The original is the innermost function of
     the chain; the next serialization wraps it once again, as intended.
     """
-    method = pickle._Pickler._batch_setitems  # noqa: SLF001 - the SDK patches this private method
+    method = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]  # noqa: SLF001 - the SDK patches this private method
     while method.__qualname__ != "_Pickler._batch_setitems" and method.__closure__:
         inner = [c.cell_contents for c in method.__closure__ if callable(c.cell_contents)]
         if not inner:
             return
         method = inner[0]
     if method.__qualname__ == "_Pickler._batch_setitems":
-        pickle._Pickler._batch_setitems = method  # noqa: SLF001
+        pickle._Pickler._batch_setitems = method  # type: ignore[attr-defined]  # noqa: SLF001

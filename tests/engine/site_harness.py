@@ -48,6 +48,34 @@ from tests.sshd import NodePath, SshServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "scripts" / "engine"
+
+
+def engine_bin() -> Path | None:
+    """The built engine's bin directory (``scripts/engine path``), or None."""
+    try:
+        out = subprocess.run([ENGINE, "path"], capture_output=True, text=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.strip())
+
+
+def site_tier_marks() -> list[Any]:
+    """A site-tier module's skips: no engine built, no sshd, or under xdist (its scenarios share
+    one site in order); under ``scripts/engine test`` each is a failure (tests/engine/conftest.py)."""
+    import os
+
+    import pytest
+
+    from tests.sshd import can_run
+
+    bin_dir = engine_bin()
+    return [
+        pytest.mark.skipif(bin_dir is None or not (bin_dir / "pulumi").is_file(),
+                           reason="the engine is not built: scripts/engine build"),
+        pytest.mark.skipif(can_run() is not None, reason=can_run() or ""),
+        pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")),
+                           reason="the scenarios share one site in order: run by scripts/engine test, not under xdist"),
+    ]
 STACK = "dev"
 PROJECT = "edge-registry"
 PASSPHRASE = "engine-tier"  # noqa: S105 - the test stack's passphrase

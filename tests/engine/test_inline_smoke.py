@@ -15,17 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.site_harness import engine_bin
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "scripts" / "engine"
-
-
-def engine_bin() -> Path | None:
-    try:
-        out = subprocess.run([ENGINE, "path"], capture_output=True, text=True, check=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None  # no Go to hash the tree with: certainly not built
-    return Path(out.strip())
-
 
 BIN = engine_bin()
 pytestmark = pytest.mark.skipif(

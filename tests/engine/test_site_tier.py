@@ -30,19 +30,16 @@ pytest-xdist (``scripts/test``): the scenarios run in order on one site, which
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.engine.site_harness import (
+    site_tier_marks,
     CLIENT_TOKEN,
     CONNECTED_REGISTRY,
-    ENGINE,
     ORIGINAL_FILES,
     EngineSite,
     FastSite,
@@ -52,25 +49,10 @@ from tests.engine.site_harness import (
     steps,
     urn,
 )
-from tests.sshd import can_run
+from tests.sshd import NodePath
 
 
-def engine_bin() -> Path | None:
-    try:
-        out = subprocess.run([ENGINE, "path"], capture_output=True, text=True, check=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out.strip())
-
-
-BIN = engine_bin()
-pytestmark = [
-    pytest.mark.skipif(BIN is None or not (BIN / "pulumi").is_file(),
-                       reason="the engine is not built: scripts/engine build"),
-    pytest.mark.skipif(can_run() is not None, reason=can_run() or ""),
-    pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")),
-                       reason="the scenarios share one site in order: run by scripts/engine test, not under xdist"),
-]
+pytestmark = site_tier_marks()
 
 # --- the site's URNs ------------------------------------------------------------------------------
 
@@ -317,6 +299,47 @@ def test_the_server_certificate_due_is_replaced_with_the_release(site: EngineSit
     after = site.cluster_state()["releases"]["connected-registry/connected-registry"]["values"]["tls"]
     done.check(after != before, "the release kept the old certificate")
     done.done()
+
+
+SITE_CA = urn(f"{DYNAMIC}:SiteCa", "dev-tls-ca", TLS)
+
+
+def node_ca_certificates(site: EngineSite, host: str) -> int:
+    """How many certificates the node's CA file (beside registries.yaml) holds."""
+    return NodePath(site.node_file(host).parent / "edge-registry-ca.crt").read_bytes().count(b"BEGIN CERTIFICATE")
+
+
+def test_a_ca_renewal_takes_three_ups_in_the_readmes_order(site: EngineSite) -> None:
+    """Pre-aged: the site CA in the state expires in 5 days. Step 1 renews it and every node trusts
+    both CAs; step 2 switches the server certificate (and the release) to the new CA; step 3
+    leaves the new CA alone on the nodes; then nothing (README, "What a change previews")."""
+    nodes = {node_command(host) for host in site.hosts}
+    state = site.export()
+    for resource in state["deployment"]["resources"]:
+        if resource["urn"] == SITE_CA:
+            resource["outputs"]["notAfter"] = iso(datetime.now(UTC) + timedelta(days=5))
+    site.import_state(state)
+    release_tls = site.cluster_state()["releases"]["connected-registry/connected-registry"]["values"]["tls"]
+
+    one = change(site, None, "ca-renewal-1", {("update", SITE_CA), *updates(*nodes)})
+    one.check([node_ca_certificates(site, h) for h in site.hosts] == [2] * len(site.hosts),
+              "step 1 left a node without both CAs")
+    one.check(site.cluster_state()["releases"]["connected-registry/connected-registry"]["values"]["tls"] == release_tls,
+              "step 1 changed the server's certificate before the nodes trusted the new CA")
+    one.done()
+    synced(site)
+    two = change(site, None, "ca-renewal-2", {("replace", SERVER_CERTIFICATE), ("update", RELEASE)})
+    two.check([node_ca_certificates(site, h) for h in site.hosts] == [2] * len(site.hosts),
+              "step 2 dropped the old CA in the same up")
+    two.check(site.cluster_state()["releases"]["connected-registry/connected-registry"]["values"]["tls"] != release_tls,
+              "step 2 left the release on the old certificate")
+    two.done()
+    synced(site)
+    three = change(site, None, "ca-renewal-3", updates(*nodes))
+    three.check([node_ca_certificates(site, h) for h in site.hosts] == [1] * len(site.hosts),
+                "step 3 left the old CA on a node")
+    three.next_preview()
+    three.done()
 
 
 # --- a rotation: the client password issued, switched after a sync, the old one removed -------------

@@ -24,6 +24,7 @@ from google.rpc import status_pb2
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.azure.arm import ArmClient
+from tests.engine.site_harness import engine_bin
 from tests.arm_server import FAKE_BEARER, ArmServer, ArmState, FakeCredential
 from tests.engine.standin.plugin import UNKNOWN, to_dict, to_struct
 
@@ -431,13 +432,6 @@ def test_a_failed_operation_after_the_put_is_a_partial_create(plugin: Plugin, ar
 # --- the real engine ------------------------------------------------------------------------------------
 
 
-def engine_bin() -> Path | None:
-    try:
-        out = subprocess.run([ROOT / "scripts" / "engine", "path"], capture_output=True, text=True, check=True,
-                             timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out.strip())
 
 
 PROGRAM = '''

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
+from tests.engine.site_harness import engine_bin
 from tests.engine.standin.plugin import UNKNOWN, is_secret, plain, secret, to_dict, to_struct
 from tests.sshd import SSHD, SshServer, can_run
 
@@ -407,12 +408,6 @@ def test_dial_failures_are_retried_up_to_the_limit(plugin: Plugin, server: SshSe
 # --------------------------------------------------------------------------- the real engine
 
 
-def engine_bin() -> Path | None:
-    try:
-        out = subprocess.run([ENGINE, "path"], capture_output=True, text=True, check=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out.strip())
 
 
 PROGRAM = '''

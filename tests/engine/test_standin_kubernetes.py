@@ -24,6 +24,7 @@ import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from tests.engine.site_harness import engine_bin
 from tests.engine.standin.kubernetes import FAULTS_ENV, RELEASE, STATE_ENV
 from tests.engine.standin.plugin import UNKNOWN, is_secret, plain, secret, to_dict, to_struct
 
@@ -466,12 +467,6 @@ def test_concurrent_plugins_share_the_state(tmp_path: Path) -> None:
 # ---- the real engine
 
 
-def engine_bin() -> Path | None:
-    try:
-        out = subprocess.run([ENGINE, "path"], capture_output=True, text=True, check=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out.strip())
 
 
 PROGRAM = '''
