@@ -60,8 +60,9 @@ def engine_bin() -> Path | None:
 
 
 def site_tier_marks() -> list[Any]:
-    """A site-tier module's skips: no engine built, no sshd, or under xdist (its scenarios share
-    one site in order); under ``scripts/engine test`` each is a failure (tests/engine/conftest.py)."""
+    """A site-tier module's skips: no engine built, no sshd, or under the fast suite's xdist (its
+    scenarios share one site in order); under ``scripts/engine test`` each is a failure
+    (tests/engine/conftest.py)."""
     import os
 
     import pytest
@@ -73,7 +74,9 @@ def site_tier_marks() -> list[Any]:
         pytest.mark.skipif(bin_dir is None or not (bin_dir / "pulumi").is_file(),
                            reason="the engine is not built: scripts/engine build"),
         pytest.mark.skipif(can_run() is not None, reason=can_run() or ""),
-        pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")),
+        # scripts/engine test runs the tier's modules side by side with --dist loadfile (each module
+        # whole, in order, on one worker); scripts/test's -n auto would spread one site's scenarios.
+        pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")) and not os.environ.get("EDGE_REGISTRY_REQUIRE_ENGINE"),
                            reason="the scenarios share one site in order: run by scripts/engine test, not under xdist"),
     ]
 STACK = "dev"

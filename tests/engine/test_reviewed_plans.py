@@ -14,7 +14,8 @@ In order, on one site:
   names the state; nothing of the refused plan reached ARM;
 * as the workflows run them, ``preview --refresh --save-plan`` then ``up --refresh --plan`` applies.
 
-Skipped like test_site_tier.py: without the built engine, without the node servers, under xdist.
+Skipped like test_site_tier.py: without the built engine, without the node servers, under the
+fast suite's xdist (``scripts/engine test`` runs it whole on one worker, beside the site tier).
 """
 
 from __future__ import annotations

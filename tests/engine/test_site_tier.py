@@ -22,9 +22,10 @@ convergence with a plain ``up`` so the next scenario starts clean, and then fail
 program defects it found first are fixed (tests/engine/README.md, "The site tier").
 
 Skipped unless ``scripts/engine build`` has built the engine (like test_inline_smoke.py), and
-unless the node servers can run (tests/sshd.py: root, or passwordless sudo), and under
-pytest-xdist (``scripts/test``): the scenarios run in order on one site, which
-``scripts/engine test`` does. About 7 minutes (tests/engine/README.md, "Times").
+unless the node servers can run (tests/sshd.py: root, or passwordless sudo), and under the fast
+suite's pytest-xdist (``scripts/test``): the scenarios run in order on one site, which
+``scripts/engine test`` does (``--dist loadfile``: this module whole on one worker). About 6 to
+7 minutes (tests/engine/README.md, "Times").
 """
 
 from __future__ import annotations
