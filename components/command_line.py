@@ -73,6 +73,23 @@ def _quoted(values: Iterable[Any]) -> str:
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: the flag, what was given, what is accepted."""
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, but an unknown flag after a subcommand is reported by that subcommand's
+        parser, with its flags (argparse reports it from the top, whose flags it is not among)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> CommandParser:
+        """The (sub)parser of the subcommand ``parsed`` names, or this one."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.dest != argparse.SUPPRESS:  # noqa: SLF001
+                chosen = (action.choices or {}).get(str(getattr(parsed, action.dest, "")))
+                if isinstance(chosen, CommandParser):
+                    return chosen._chosen(parsed)  # noqa: SLF001
+        return self
+
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
         try:
             return super()._get_value(action, arg_string)
@@ -142,6 +159,9 @@ class CommandParser(argparse.ArgumentParser):
                     parts.append(f"{self._name(action)} is missing" + (f": {described}" if described else ""))
             return "; ".join(parts)
         if found := re.fullmatch(r"unrecognized arguments: (.+)", message):
+            commands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+            if commands and self._flags() == "none":  # e.g. `fleet --x`: a command comes first
+                return f"unknown argument {found[1]!r}: expected a command: {_quoted(commands[0].choices or ())}"
             return f"unknown argument {found[1]!r}: the flags are {self._flags()}"
         if found := re.fullmatch(r"one of the arguments (.+) is required", message):
             return f"give one of {found[1].replace(' ', ', ')}"

@@ -248,6 +248,19 @@ def test_an_unknown_flag_lists_the_flags() -> None:
     assert "--read-nodes" in line and line.endswith("; see 'python -m components render --help'")
 
 
+@pytest.mark.parametrize("args, prog, flag", [
+    (("fleet", "status", "--jsn"), "python -m components fleet status", "--json"),
+    (("read-account", "sudoers", "--jsn"), "python -m components read-account sudoers", "--user"),
+])
+def test_an_unknown_flag_after_a_subcommand_lists_that_subcommands_flags(args: tuple[str, ...], prog: str, flag: str) -> None:
+    """argparse reports it from the top parser, whose flags it is not among ("the flags are none")."""
+    done = components(*args)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{prog}: unknown argument '--jsn': the flags are ") and flag in line
+    assert line.endswith(f"; see '{prog} --help'") and "none" not in line
+
+
 def test_a_number_out_of_its_bounds_is_said_with_the_bounds(tmp_path: Path) -> None:
     nodes = yaml.safe_load(stack_file().read_text())["config"]["edge-registry:nodes"]
     nodes[0]["port"] = 0
