@@ -73,13 +73,12 @@ def _quoted(values: Iterable[Any]) -> str:
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: the flag, what was given, what is accepted."""
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
-        """As argparse's, but an unknown flag after a subcommand is reported by that subcommand's
-        parser, with its flags (argparse reports it from the top, whose flags it is not among)."""
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's; the result is kept so that an unknown flag after a subcommand is reported
+        by that subcommand's parser, with its flags (argparse reports it from the top: :meth:`error`)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        self._parsed = parsed
+        return parsed, extras
 
     def _chosen(self, parsed: argparse.Namespace) -> CommandParser:
         """The (sub)parser of the subcommand ``parsed`` names, or this one."""
@@ -110,6 +109,11 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print one line (what is wrong, and where the help is) and exit 2."""
+        parsed = getattr(self, "_parsed", None)
+        if message.startswith("unrecognized arguments: ") and parsed is not None:
+            chosen = self._chosen(parsed)
+            if chosen is not self:
+                chosen.error(message)
         self.exit(2, f"{self.prog}: {self._explain(message)}; see '{self.prog} --help'\n")
 
     # --- argparse's messages, in the tool's words ----------------------------------------------
