@@ -182,13 +182,19 @@ class SshServer:
             self._process = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self._process.poll() is None:
-                if self.ssh("true", timeout=5).returncode == 0:
-                    return self
-                time.sleep(0.1)
-            self.stop()
+            if self._answers():
+                return self
         raise RuntimeError(f"sshd did not start on {self.host}")
+
+    def _answers(self) -> bool:
+        """Whether the sshd just started answers a login within 10 s; stopped if it does not."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self._process is not None and self._process.poll() is None:
+            if self.ssh("true", timeout=5).returncode == 0:
+                return True
+            time.sleep(0.1)
+        self.stop()
+        return False
 
     @property
     def running(self) -> bool:
@@ -202,12 +208,8 @@ class SshServer:
             [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self._process.poll() is None:
-            if self.ssh("true", timeout=5).returncode == 0:
-                return self
-            time.sleep(0.1)
-        self.stop()
+        if self._answers():
+            return self
         raise RuntimeError(f"sshd did not start again on {self.host}:{self.port}")
 
     def stop(self) -> None:
